@@ -1,0 +1,2 @@
+export { HealthService, type ReadinessProbe } from './health.service.ts';
+export { healthRoutes } from './health.routes.ts';

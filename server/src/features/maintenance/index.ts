@@ -1,0 +1,2 @@
+export { MaintenanceRepository } from './maintenance.repository.ts';
+export { defineMaintenanceJobs } from './maintenance.jobs.ts';

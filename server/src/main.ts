@@ -1,0 +1,17 @@
+// The HTTP process. Parses configuration, starts the server, stops it on SIGTERM/SIGINT.
+import { loadConfig } from './platform/config/config.ts';
+import { createLogger } from './platform/logging/logger.ts';
+import { startServer } from './runtime.ts';
+import { runProcess } from './platform/process.ts';
+
+await runProcess('server', async () => {
+  const config = loadConfig(process.env);
+  const logger = createLogger({ level: config.log.level, name: 'server' });
+  const server = await startServer(config, logger);
+  logger.info(
+    { url: server.url, database: server.core.database.kind, jobs: server.core.runner.kind },
+    'gateway listening',
+  );
+  process.stdout.write(`\nMCP gateway is running at ${config.http.publicUrl ?? server.url}\n\n`);
+  return { stop: () => server.stop(), timeoutMs: config.shutdownTimeoutMs, logger };
+});

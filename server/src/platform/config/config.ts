@@ -1,0 +1,156 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The whole configuration, parsed once from the environment at start-up. Nothing else in
+ * the codebase reads `process.env`: features receive the slice of `Config` they need.
+ * Every variable is documented here and in the README's configuration table.
+ */
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const emptyToUndefined = (v: unknown) => (v === '' ? undefined : v);
+
+const protocolOf = (v: string) => {
+  try {
+    return new URL(v).protocol;
+  } catch {
+    return undefined;
+  }
+};
+
+const postgresUrl = z.string().refine((v) => /^postgres(ql)?:$/.test(protocolOf(v) ?? ''), {
+  message: 'must be a postgres:// or postgresql:// URL',
+});
+
+const redisUrl = z.string().refine((v) => /^rediss?:$/.test(protocolOf(v) ?? ''), {
+  message: 'must be a redis:// or rediss:// URL',
+});
+
+const envSchema = z.object({
+  // --- process ---
+  /** `production` turns on the strict defaults (no generated secrets, secure cookies). */
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  /** Interface to listen on. `0.0.0.0` in containers. */
+  HOST: z.string().min(1).default('127.0.0.1'),
+  /** TCP port of the HTTP server. 0 picks a free port (tests). */
+  PORT: int(0, 65535).default(3000),
+  /** The URL users and MCP clients reach the gateway at (used in links and OAuth metadata). */
+  PUBLIC_URL: z.preprocess(emptyToUndefined, z.string().url().optional()),
+  /** Where the embedded database and other local state live. */
+  DATA_DIR: z.string().min(1).default('./data'),
+  /** Milliseconds to drain requests and jobs on SIGTERM/SIGINT before exiting anyway. */
+  SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  // --- logging ---
+  /** pino level: fatal, error, warn, info, debug, trace, silent. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // --- http ---
+  /** Largest accepted request body (bytes, or a size like `1mb`). Larger bodies get 413. */
+  HTTP_BODY_LIMIT: z
+    .string()
+    .regex(/^\d+(b|kb|mb)?$/i, 'must be a size such as 1048576, 512kb or 4mb')
+    .default('4mb'),
+  /** Express `trust proxy` setting: false, true, a hop count, or a comma-separated list of subnets. */
+  TRUST_PROXY: z.string().default('false'),
+  /** Directory with the built web client. Defaults to client/dist in the repository. */
+  CLIENT_DIST_DIR: z.preprocess(emptyToUndefined, z.string().optional()),
+  // --- database ---
+  /** PostgreSQL connection string. Unset: the embedded PGlite database under DATA_DIR. */
+  DATABASE_URL: z.preprocess(emptyToUndefined, postgresUrl.optional()),
+  /** Largest number of pooled PostgreSQL connections per process. */
+  DATABASE_POOL_MAX: int(1, 200).default(10),
+  /** Milliseconds to wait for a PostgreSQL connection before failing. */
+  DATABASE_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5_000),
+  // --- redis / jobs ---
+  /** Redis connection string. Set: BullMQ queues and the separate workers process. Unset: jobs run in-process. */
+  REDIS_URL: z.preprocess(emptyToUndefined, redisUrl.optional()),
+  /** Prefix of every Redis key the gateway writes, so several deployments can share a Redis. */
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" and "-" only')
+    .default('gw'),
+  /** How often the heartbeat job records that a job runner is alive (ms). */
+  JOBS_HEARTBEAT_INTERVAL_MS: int(1_000, 86_400_000).default(60_000),
+  /** Jobs processed at once by one runner. */
+  JOBS_CONCURRENCY: int(1, 100).default(4),
+});
+
+export type Env = Record<string, string | undefined>;
+
+/** A problem with one environment variable; start-up prints it on one line and exits 1. */
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, problem: string) {
+    super(`invalid configuration: ${variable} ${problem}`);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
+
+function parseTrustProxy(raw: string): boolean | number | string[] {
+  const v = raw.trim().toLowerCase();
+  if (v === 'false' || v === '0' || v === '') return false;
+  if (v === 'true') return true;
+  if (/^\d+$/.test(v)) return Number(v);
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function build(env: z.infer<typeof envSchema>) {
+  const dataDir = path.resolve(env.DATA_DIR);
+  return {
+    env: env.NODE_ENV,
+    isProduction: env.NODE_ENV === 'production',
+    http: {
+      host: env.HOST,
+      port: env.PORT,
+      publicUrl: env.PUBLIC_URL?.replace(/\/+$/, ''),
+      bodyLimit: env.HTTP_BODY_LIMIT.toLowerCase(),
+      trustProxy: parseTrustProxy(env.TRUST_PROXY),
+      clientDistDir: env.CLIENT_DIST_DIR ? path.resolve(env.CLIENT_DIST_DIR) : undefined,
+    },
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    log: { level: env.LOG_LEVEL },
+    dataDir,
+    database: env.DATABASE_URL
+      ? {
+          kind: 'postgres' as const,
+          url: env.DATABASE_URL,
+          poolMax: env.DATABASE_POOL_MAX,
+          connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
+        }
+      : { kind: 'pglite' as const, dir: path.join(dataDir, 'pglite') },
+    redis: env.REDIS_URL ? { url: env.REDIS_URL, prefix: env.REDIS_PREFIX } : undefined,
+    jobs: {
+      heartbeatIntervalMs: env.JOBS_HEARTBEAT_INTERVAL_MS,
+      concurrency: env.JOBS_CONCURRENCY,
+    },
+  };
+}
+
+export type Config = ReturnType<typeof build>;
+export type DatabaseConfig = Config['database'];
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/**
+ * Parses the environment into a frozen `Config`.
+ * @throws ConfigError naming the first bad variable (never echoing its value: it may be a secret).
+ */
+export function loadConfig(env: Env): Config {
+  const result = envSchema.safeParse(env);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const variable = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(variable, issue.message.replace(/^Invalid input: /, ''));
+  }
+  return deepFreeze(build(result.data));
+}

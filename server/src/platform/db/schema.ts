@@ -1,0 +1,5 @@
+// The database schema: every feature's tables, in one module for drizzle and drizzle-kit.
+// Tables are defined beside the feature that owns them; only that feature's repository
+// reads or writes them.
+export * from '../../features/users/users.schema.ts';
+export * from '../../features/maintenance/maintenance.schema.ts';

@@ -1,0 +1,132 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Router } from 'express';
+import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
+import type { ErrorBody } from '@gateway/shared';
+import type { Logger } from '../logging/logger.ts';
+import { AppError } from './errors.ts';
+
+export interface AppOptions {
+  logger: Logger;
+  bodyLimit: string;
+  trustProxy: boolean | number | string[];
+  /** Built client to serve at `/`, with index.html as the fallback for client routes. */
+  clientDistDir?: string | undefined;
+  /** Mounted in order, before the client and the 404 handler. */
+  routers: Router[];
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Builds the express application: security headers, logging, body limits, routes, errors. */
+export function createApp(options: AppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', options.trustProxy);
+  app.set('query parser', 'simple');
+
+  app.use(
+    pinoHttp({
+      logger: options.logger,
+      // A caller's request id is kept when it is well formed, so traces join up across hops.
+      genReqId: (req, res) => {
+        const incoming = req.headers['x-request-id'];
+        const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      customLogLevel: (_req, res, err) =>
+        err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
+      serializers: {
+        req: (req: { id: string; method: string; url: string }) => ({
+          id: req.id,
+          method: req.method,
+          url: req.url,
+        }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+    }),
+  );
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          defaultSrc: ["'self'"],
+          connectSrc: ["'self'", 'ws:', 'wss:'],
+          imgSrc: ["'self'", 'data:'],
+          frameAncestors: ["'none'"],
+        },
+      },
+    }),
+  );
+  app.use(express.json({ limit: options.bodyLimit, type: ['application/json', 'application/*+json'] }));
+
+  for (const router of options.routers) app.use(router);
+
+  app.use('/api', ((req, _res, next) => {
+    next(new AppError('not_found', `no route for ${req.method} ${req.baseUrl}${req.path}`));
+  }) satisfies RequestHandler);
+
+  const dist = options.clientDistDir;
+  if (dist && existsSync(path.join(dist, 'index.html'))) {
+    app.use(express.static(dist, { index: false, maxAge: '1h' }));
+    app.get('/{*path}', (req, res, next) => {
+      if (!req.accepts('html')) return next();
+      res.set('Cache-Control', 'no-cache').sendFile(path.join(dist, 'index.html'));
+    });
+  }
+
+  app.use(((req, _res, next) => {
+    next(new AppError('not_found', `no route for ${req.method} ${req.path}`));
+  }) satisfies RequestHandler);
+  app.use(errorHandler(options.logger));
+  return app;
+}
+
+/** Maps body-parser errors onto AppErrors; everything unknown is an internal error. */
+function normalise(err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err;
+  const e = err as { type?: string; status?: number; limit?: number };
+  if (e?.type === 'entity.too.large') {
+    return new AppError('payload_too_large', `request body is larger than the limit of ${e.limit} bytes`);
+  }
+  if (e?.type === 'entity.parse.failed') {
+    return new AppError('bad_request', 'request body is not valid JSON');
+  }
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
+    return new AppError('bad_request', 'unsupported request body encoding');
+  }
+  return undefined;
+}
+
+/**
+ * The one error handler: a JSON error body with a stable code. Internal errors are logged
+ * with their stack and answered with a generic message and the request id, nothing else.
+ */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    const requestId = String((req as { id?: unknown }).id ?? '');
+    const known = normalise(err);
+    const appError = known ?? new AppError('internal', 'internal error');
+    if (!known || !appError.expose) {
+      logger.error({ err, requestId, method: req.method, path: req.path }, 'request failed');
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    const body: ErrorBody = {
+      error: {
+        code: appError.code,
+        message: appError.expose ? appError.message : `internal error (request id ${requestId})`,
+        requestId,
+        ...(appError.issues ? { issues: appError.issues } : {}),
+      },
+    };
+    if (appError.headers) res.set(appError.headers);
+    res.status(appError.status).json(body);
+  };
+}

@@ -1,0 +1,130 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { healthRoutes, HealthService } from './features/health/index.ts';
+import { defineMaintenanceJobs, MaintenanceRepository } from './features/maintenance/index.ts';
+import type { Config } from './platform/config/config.ts';
+import { openDatabase, type DatabaseHandle } from './platform/db/database.ts';
+import { createApp } from './platform/http/app.ts';
+import { listen, type RunningHttpServer } from './platform/http/http-server.ts';
+import { BullMqJobRunner } from './platform/jobs/bullmq.runner.ts';
+import { InProcessJobRunner } from './platform/jobs/inprocess.runner.ts';
+import { JobRegistry, type JobRunner } from './platform/jobs/job.registry.ts';
+import type { Logger } from './platform/logging/logger.ts';
+import { connectRedis, pingRedis } from './platform/redis/redis.ts';
+import { VERSION } from './version.ts';
+
+const DEFAULT_CLIENT_DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../client/dist');
+
+/** Everything the processes share: database, Redis, the job registry and its runner. */
+export interface Core {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly database: DatabaseHandle;
+  readonly redis: Redis | undefined;
+  readonly jobs: JobRegistry;
+  readonly runner: JobRunner;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the database (migrating it), Redis when configured, and builds the job registry
+ * with the runner this process uses. `consumeJobs` is true in the workers process and, on
+ * the embedded default, in the server (its in-process runner).
+ */
+export async function openCore(
+  config: Config,
+  logger: Logger,
+  options: { role: 'server' | 'workers' },
+): Promise<Core> {
+  const database = await openDatabase(config.database, logger);
+  let redis: Redis | undefined;
+  try {
+    redis = config.redis
+      ? await connectRedis(config.redis.url, logger, { name: `mcp-gateway-${options.role}` })
+      : undefined;
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  const jobs = new JobRegistry();
+  defineMaintenanceJobs(jobs, {
+    repository: new MaintenanceRepository(database.db),
+    heartbeatIntervalMs: config.jobs.heartbeatIntervalMs,
+  });
+  jobs.assertComplete();
+  const runner: JobRunner =
+    redis && config.redis
+      ? new BullMqJobRunner(jobs, {
+          redis,
+          prefix: config.redis.prefix,
+          consume: options.role === 'workers',
+          concurrency: config.jobs.concurrency,
+          logger,
+        })
+      : new InProcessJobRunner(jobs, { logger, concurrency: config.jobs.concurrency });
+  return {
+    config,
+    logger,
+    database,
+    redis,
+    jobs,
+    runner,
+    async close() {
+      redis?.disconnect();
+      await database.close();
+    },
+  };
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly core: Core;
+  readonly http: RunningHttpServer;
+  /** Graceful stop: not ready, stop accepting, drain requests and jobs, close pools. */
+  stop(): Promise<void>;
+}
+
+/** Starts the HTTP process: core services, job runner, express app, listening socket. */
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  const core = await openCore(config, logger, { role: 'server' });
+  const probes: Record<string, () => Promise<void>> = { database: () => core.database.ping() };
+  if (core.redis) {
+    const redis = core.redis;
+    probes['redis'] = () => pingRedis(redis);
+  }
+  const health = new HealthService({ probes, version: VERSION });
+  let http: RunningHttpServer;
+  try {
+    await core.runner.start();
+    const app = createApp({
+      logger,
+      bodyLimit: config.http.bodyLimit,
+      trustProxy: config.http.trustProxy,
+      clientDistDir: config.http.clientDistDir ?? DEFAULT_CLIENT_DIST,
+      routers: [healthRoutes(health)],
+    });
+    http = await listen(app, config.http.host, config.http.port);
+  } catch (err) {
+    await core.runner.stop(1_000).catch(() => {});
+    await core.close();
+    throw err;
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    url: http.url,
+    core,
+    http,
+    stop() {
+      stopping ??= (async () => {
+        const budget = config.shutdownTimeoutMs;
+        const started = Date.now();
+        health.markShuttingDown();
+        await http.close(Math.max(100, budget * 0.6));
+        await core.runner.stop(Math.max(100, budget - (Date.now() - started) - 500));
+        await core.close();
+      })();
+      return stopping;
+    },
+  };
+}

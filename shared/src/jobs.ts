@@ -1,0 +1,18 @@
+import { z } from 'zod';
+
+/**
+ * Every background job, with the schema of its payload. Both job runners (BullMQ in the
+ * workers process, the in-process scheduler without Redis) accept only these names, and
+ * start-up fails when one of them has no handler.
+ */
+export const jobPayloadSchemas = {
+  /** Proves the job pipeline end to end: records that a runner is alive. */
+  'maintenance.heartbeat': z.object({
+    /** Free text carried into the heartbeat row, for tracing a job back to its producer. */
+    source: z.string().max(200).default('schedule'),
+  }),
+} as const;
+
+export type JobName = keyof typeof jobPayloadSchemas;
+export type JobPayload<N extends JobName> = z.infer<(typeof jobPayloadSchemas)[N]>;
+export const JOB_NAMES = Object.keys(jobPayloadSchemas) as JobName[];

@@ -1,0 +1,78 @@
+// Keeps the boundaries of docs/ARCHITECTURE.md: a failing test here means a module reached
+// somewhere it must not.
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from './support/process.ts';
+
+function sourceFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
+    const rel = path.join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (entry.name !== 'node_modules' && entry.name !== 'dist') out.push(...sourceFiles(rel));
+    } else if (/\.tsx?$/.test(entry.name)) out.push(rel);
+  }
+  return out;
+}
+
+function imports(file: string): string[] {
+  const text = readFileSync(path.join(ROOT, file), 'utf8');
+  return [
+    ...text.matchAll(/(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g),
+  ].map((m) => (m[1] ?? m[2])!);
+}
+
+function violations(files: string[], forbidden: (spec: string, file: string) => boolean): string[] {
+  return files.flatMap((f) =>
+    imports(f)
+      .filter((s) => forbidden(s, f))
+      .map((s) => `${f} imports ${s}`),
+  );
+}
+
+describe('architecture', () => {
+  it('the client never imports server or workers code', () => {
+    expect(
+      violations(sourceFiles('client/src'), (s) =>
+        /(^|\/)(server|workers)\/|@gateway\/(server|workers)/.test(s),
+      ),
+    ).toEqual([]);
+  });
+
+  it("shared's root entry stays browser-safe (no Node.js built-ins, no server code)", () => {
+    const files = sourceFiles('shared/src').filter((f) => !f.endsWith('.test.ts'));
+    expect(
+      violations(
+        files,
+        (s) => s.startsWith('node:') || /^(fs|path|crypto|os|http|net)$/.test(s) || s.includes('server/'),
+      ),
+    ).toEqual([]);
+  });
+
+  it('only repositories and the database layer import drizzle or the database module', () => {
+    const files = sourceFiles('server/src').filter((f) => !f.endsWith('.test.ts'));
+    const allowed = (f: string) =>
+      f.endsWith('.repository.ts') ||
+      f.endsWith('.schema.ts') ||
+      f.includes('/platform/db/') ||
+      f.endsWith('runtime.ts');
+    expect(
+      violations(
+        files.filter((f) => !allowed(f)),
+        (s) => s.startsWith('drizzle-orm') || s.startsWith('pg') || s.includes('@electric-sql/pglite'),
+      ),
+    ).toEqual([]);
+  });
+
+  it('a feature imports another feature only through its index.ts', () => {
+    const files = sourceFiles('server/src/features');
+    expect(
+      violations(files, (s, f) => {
+        const own = f.split('/')[3];
+        const m = s.match(/^\.\.\/(?:\.\.\/features\/)?([\w-]+)\/(.+)$/);
+        return Boolean(m && m[1] !== own && !['platform'].includes(m[1]!) && m[2] !== 'index.ts');
+      }),
+    ).toEqual([]);
+  });
+});
