@@ -12,6 +12,13 @@ await runProcess('server', async () => {
     { url: server.url, database: server.core.database.kind, jobs: server.core.runner.kind },
     'gateway listening',
   );
+  if (server.generatedAdminKey) {
+    // Printed once, on the first start, to the terminal only (never to the log stream).
+    process.stdout.write(
+      `\nAn admin API key was generated. It is shown only this once; store it now:\n\n    ${server.generatedAdminKey}\n\n` +
+        'Use it as "Authorization: Bearer <key>". Set ADMIN_BOOTSTRAP_TOKEN to choose your own.\n',
+    );
+  }
   process.stdout.write(`\nMCP gateway is running at ${config.http.publicUrl ?? server.url}\n\n`);
   return { stop: () => server.stop(), timeoutMs: config.shutdownTimeoutMs, logger };
 });

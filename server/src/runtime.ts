@@ -1,7 +1,16 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Router } from 'express';
 import type { Redis } from 'ioredis';
+import { AccessService } from './features/access/index.ts';
+import { AuditRepository, auditRoutes, AuditService } from './features/audit/index.ts';
+import { requireAuth } from './features/auth/index.ts';
+import { CredentialsRepository, CredentialsService } from './features/credentials/index.ts';
 import { healthRoutes, HealthService } from './features/health/index.ts';
+import { KeysRepository, keysRoutes, KeysService } from './features/keys/index.ts';
+import { RegistryRepository, registryRoutes, RegistryService, syncCatalogFile } from './features/registry/index.ts';
+import { UsersRepository } from './features/users/index.ts';
+import { loadOrCreateLocalKey, parseMasterKey, Vault } from './platform/crypto/vault.ts';
 import { defineMaintenanceJobs, MaintenanceRepository } from './features/maintenance/index.ts';
 import type { Config } from './platform/config/config.ts';
 import { openDatabase, type DatabaseHandle } from './platform/db/database.ts';
@@ -11,6 +20,7 @@ import { BullMqJobRunner } from './platform/jobs/bullmq.runner.ts';
 import { InProcessJobRunner } from './platform/jobs/inprocess.runner.ts';
 import { JobRegistry, type JobRunner } from './platform/jobs/job.registry.ts';
 import type { Logger } from './platform/logging/logger.ts';
+import { assertUrlAllowed } from './platform/net/ssrf.ts';
 import { connectRedis, pingRedis } from './platform/redis/redis.ts';
 import { VERSION } from './version.ts';
 
@@ -77,8 +87,49 @@ export async function openCore(
   };
 }
 
+/** The services behind the REST API and the gateway, built over an open Core. */
+export interface Services {
+  readonly audit: AuditService;
+  readonly vault: Vault;
+  readonly credentials: CredentialsService;
+  readonly registry: RegistryService;
+  readonly users: UsersRepository;
+  readonly keys: KeysService;
+  readonly access: AccessService;
+}
+
+/** Builds the feature services (no listening, no background work besides audit batching). */
+export async function buildServices(core: Core): Promise<Services> {
+  const { config, logger, database } = core;
+  const db = database.db;
+  const audit = new AuditService(new AuditRepository(db), {
+    logger,
+    batchSize: config.audit.batchSize,
+    flushIntervalMs: config.audit.flushIntervalMs,
+  });
+  const masterKey = config.secrets.encryptionKey
+    ? parseMasterKey(config.secrets.encryptionKey)
+    : await loadOrCreateLocalKey(config.dataDir, logger);
+  const vault = new Vault([masterKey, ...config.secrets.previousKeys.map(parseMasterKey)]);
+  const credentials = new CredentialsService(new CredentialsRepository(db), vault, audit);
+  const policy = config.upstream;
+  const registry = new RegistryService({
+    repo: new RegistryRepository(db),
+    credentials,
+    audit,
+    logger,
+    guardUrl: (url) => assertUrlAllowed(url, policy),
+  });
+  const users = new UsersRepository(db);
+  const keys = new KeysService(new KeysRepository(db), users, logger);
+  return { audit, vault, credentials, registry, users, keys, access: new AccessService() };
+}
+
 export interface RunningServer {
   readonly url: string;
+  /** The admin API key generated on first start (when ADMIN_BOOTSTRAP_TOKEN is unset); print it once. */
+  readonly generatedAdminKey: string | undefined;
+  readonly services: Services;
   readonly core: Core;
   readonly http: RunningHttpServer;
   /** Graceful stop: not ready, stop accepting, drain requests and jobs, close pools. */
@@ -95,14 +146,27 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   }
   const health = new HealthService({ probes, version: VERSION });
   let http: RunningHttpServer;
+  let services: Services;
+  let generatedAdminKey: string | undefined;
   try {
+    services = await buildServices(core);
+    const bootstrap = await services.keys.ensureBootstrapAdmin(config.secrets.adminBootstrapToken);
+    generatedAdminKey = bootstrap.generatedKey;
+    if (config.gateway.serversFile) {
+      await syncCatalogFile(config.gateway.serversFile, services.registry, logger);
+    }
     await core.runner.start();
+    const api = Router();
+    api.use('/api', requireAuth({ authenticators: [services.keys], audit: services.audit }));
+    api.use(registryRoutes(services));
+    api.use(keysRoutes(services));
+    api.use(auditRoutes(services.audit));
     const app = createApp({
       logger,
       bodyLimit: config.http.bodyLimit,
       trustProxy: config.http.trustProxy,
       clientDistDir: config.http.clientDistDir ?? DEFAULT_CLIENT_DIST,
-      routers: [healthRoutes(health)],
+      routers: [healthRoutes(health), api],
     });
     http = await listen(app, config.http.host, config.http.port);
   } catch (err) {
@@ -113,6 +177,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   let stopping: Promise<void> | undefined;
   return {
     url: http.url,
+    generatedAdminKey,
+    services,
     core,
     http,
     stop() {
@@ -121,7 +187,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         const started = Date.now();
         health.markShuttingDown();
         await http.close(Math.max(100, budget * 0.6));
-        await core.runner.stop(Math.max(100, budget - (Date.now() - started) - 500));
+        await core.runner.stop(Math.max(100, budget - (Date.now() - started) - 1_000));
+        await services.audit.stop(Math.max(100, budget - (Date.now() - started) - 300));
         await core.close();
       })();
       return stopping;

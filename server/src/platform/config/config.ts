@@ -11,6 +11,20 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 
 const emptyToUndefined = (v: unknown) => (v === '' ? undefined : v);
 
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const base64Key = z
+  .string()
+  .refine((v) => Buffer.from(v.trim(), 'base64').length === 32, 'must be 32 bytes, base64-encoded (openssl rand -base64 32)');
+
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
 const protocolOf = (v: string) => {
   try {
     return new URL(v).protocol;
@@ -73,6 +87,42 @@ const envSchema = z.object({
   JOBS_HEARTBEAT_INTERVAL_MS: int(1_000, 86_400_000).default(60_000),
   /** Jobs processed at once by one runner. */
   JOBS_CONCURRENCY: int(1, 100).default(4),
+  // --- secrets ---
+  /** Master key for stored secrets: 32 bytes, base64. Unset outside production: generated into DATA_DIR/encryption.key. */
+  ENCRYPTION_KEY: z.preprocess(emptyToUndefined, base64Key.optional()),
+  /** Earlier master keys, comma-separated, still accepted for reading while records are re-wrapped. */
+  ENCRYPTION_PREVIOUS_KEYS: z.preprocess(emptyToUndefined, z.string().optional()),
+  /** Admin API key to install at start-up (at least 32 characters). Unset on first start: one is generated and printed once. */
+  ADMIN_BOOTSTRAP_TOKEN: z.preprocess(
+    emptyToUndefined,
+    z.string().min(32, 'must be at least 32 characters').max(512).optional(),
+  ),
+  // --- gateway ---
+  /** JSON file of MCP servers ({"mcpServers": {...}}) synced into the registry at start-up. */
+  MCP_SERVERS_FILE: z.preprocess(emptyToUndefined, z.string().optional()),
+  /** Milliseconds an upstream may take to answer one request before the client gets an error. */
+  GATEWAY_REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
+  /** Milliseconds to start and initialize an upstream before giving up. */
+  GATEWAY_CONNECT_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  /** Minutes an MCP session may stay idle before the gateway ends it. */
+  GATEWAY_SESSION_IDLE_MINUTES: int(1, 10_080).default(60),
+  /** Pre-started stdio processes kept per (server, user[, thread]); 0 disables the warm pool. */
+  GATEWAY_STDIO_POOL_SIZE: int(0, 16).default(1),
+  /** Milliseconds an unused warm stdio process lives before it is reaped. */
+  GATEWAY_STDIO_POOL_IDLE_MS: int(1_000, 86_400_000).default(300_000),
+  /** Extra browser origins allowed to call /mcp (comma-separated); same-origin is always allowed. */
+  GATEWAY_ALLOWED_ORIGINS: z.string().default(''),
+  /** Allow http:// and loopback addresses for remote MCP servers (development and tests only). */
+  UPSTREAM_ALLOW_LOOPBACK: bool.default(false),
+  /** Allow private-range addresses (10/8, 172.16/12, 192.168/16, ...) for remote MCP servers. */
+  UPSTREAM_ALLOW_PRIVATE: bool.default(false),
+  /** Hosts (exact or *.suffix) and CIDRs always allowed for remote MCP servers, comma-separated. */
+  UPSTREAM_ALLOW_LIST: z.string().default(''),
+  // --- audit ---
+  /** Audit events written per database round trip. */
+  AUDIT_BATCH_SIZE: int(1, 10_000).default(200),
+  /** Milliseconds an audit event may wait in memory before its batch is written. */
+  AUDIT_FLUSH_INTERVAL_MS: int(10, 60_000).default(250),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -92,10 +142,7 @@ function parseTrustProxy(raw: string): boolean | number | string[] {
   if (v === 'false' || v === '0' || v === '') return false;
   if (v === 'true') return true;
   if (/^\d+$/.test(v)) return Number(v);
-  return raw
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  return list(raw);
 }
 
 function build(env: z.infer<typeof envSchema>) {
@@ -127,6 +174,29 @@ function build(env: z.infer<typeof envSchema>) {
       heartbeatIntervalMs: env.JOBS_HEARTBEAT_INTERVAL_MS,
       concurrency: env.JOBS_CONCURRENCY,
     },
+    secrets: {
+      encryptionKey: env.ENCRYPTION_KEY,
+      previousKeys: list(env.ENCRYPTION_PREVIOUS_KEYS ?? ''),
+      adminBootstrapToken: env.ADMIN_BOOTSTRAP_TOKEN,
+    },
+    gateway: {
+      serversFile: env.MCP_SERVERS_FILE ? path.resolve(env.MCP_SERVERS_FILE) : undefined,
+      requestTimeoutMs: env.GATEWAY_REQUEST_TIMEOUT_MS,
+      connectTimeoutMs: env.GATEWAY_CONNECT_TIMEOUT_MS,
+      sessionIdleMs: env.GATEWAY_SESSION_IDLE_MINUTES * 60_000,
+      stdioPoolSize: env.GATEWAY_STDIO_POOL_SIZE,
+      stdioPoolIdleMs: env.GATEWAY_STDIO_POOL_IDLE_MS,
+      allowedOrigins: list(env.GATEWAY_ALLOWED_ORIGINS),
+    },
+    upstream: {
+      allowLoopback: env.UPSTREAM_ALLOW_LOOPBACK,
+      allowPrivate: env.UPSTREAM_ALLOW_PRIVATE,
+      allowList: list(env.UPSTREAM_ALLOW_LIST),
+    },
+    audit: {
+      batchSize: env.AUDIT_BATCH_SIZE,
+      flushIntervalMs: env.AUDIT_FLUSH_INTERVAL_MS,
+    },
   };
 }
 
@@ -151,6 +221,14 @@ export function loadConfig(env: Env): Config {
     const issue = result.error.issues[0]!;
     const variable = String(issue.path[0] ?? 'environment');
     throw new ConfigError(variable, issue.message.replace(/^Invalid input: /, ''));
+  }
+  if (result.data.NODE_ENV === 'production' && !result.data.ENCRYPTION_KEY) {
+    throw new ConfigError('ENCRYPTION_KEY', 'is required in production (openssl rand -base64 32)');
+  }
+  for (const k of list(result.data.ENCRYPTION_PREVIOUS_KEYS ?? '')) {
+    if (Buffer.from(k, 'base64').length !== 32) {
+      throw new ConfigError('ENCRYPTION_PREVIOUS_KEYS', 'must list 32-byte base64 keys separated by commas');
+    }
   }
   return deepFreeze(build(result.data));
 }

@@ -3,3 +3,7 @@
 // reads or writes them.
 export * from '../../features/users/users.schema.ts';
 export * from '../../features/maintenance/maintenance.schema.ts';
+export * from '../../features/registry/registry.schema.ts';
+export * from '../../features/keys/keys.schema.ts';
+export * from '../../features/credentials/credentials.schema.ts';
+export * from '../../features/audit/audit.schema.ts';

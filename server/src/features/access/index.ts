@@ -1,0 +1,1 @@
+export { AccessService, type AccessTarget } from './access.service.ts';

@@ -1,0 +1,81 @@
+import type { RequestHandler, Request } from 'express';
+import { AppError } from '../../platform/http/errors.ts';
+import type { AuditSink } from '../audit/index.ts';
+import type { Principal } from './principal.ts';
+
+/** Turns a bearer token into a principal, or says why not. API keys now; OAuth plugs in beside. */
+export interface Authenticator {
+  authenticate(token: string): Promise<{ principal: Principal } | { rejected: string; apiKeyId?: string } | undefined>;
+}
+
+export function bearerToken(req: Request): string | undefined {
+  const h = req.headers.authorization;
+  if (!h) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+  return m?.[1];
+}
+
+/** The principal of an authenticated request. */
+export function principalOf(res: { locals: Record<string, unknown> }): Principal {
+  const p = res.locals['principal'] as Principal | undefined;
+  if (!p) throw new AppError('unauthenticated', 'authentication required');
+  return p;
+}
+
+/**
+ * Requires a valid bearer credential. Each authenticator is asked in turn; the first that
+ * recognises the token decides. Refusals are 401 with a `WWW-Authenticate` challenge and
+ * an audit event; the token itself is never logged or recorded.
+ */
+export function requireAuth(options: {
+  authenticators: Authenticator[];
+  audit: AuditSink;
+  /** Extra `WWW-Authenticate` parameters, e.g. resource_metadata for MCP endpoints. */
+  challenge?: (req: Request) => string | undefined;
+}): RequestHandler {
+  return async (req, res, next) => {
+    const fail = (reason: string, apiKeyId?: string) => {
+      options.audit.record({
+        category: 'auth',
+        action: 'auth.reject',
+        status: 'denied',
+        ip: req.ip ?? null,
+        apiKeyId: apiKeyId ?? null,
+        error: reason,
+        details: { method: req.method, path: req.originalUrl.split('?')[0] },
+      });
+      const extra = options.challenge?.(req);
+      const params = [`realm="mcp-gateway"`, ...(reason !== 'missing' ? [`error="invalid_token"`] : []), ...(extra ? [extra] : [])];
+      next(
+        new AppError(
+          'unauthenticated',
+          reason === 'missing' ? 'authentication required: send Authorization: Bearer <key>' : `invalid credential (${reason})`,
+          { headers: { 'WWW-Authenticate': `Bearer ${params.join(', ')}` } },
+        ),
+      );
+    };
+    const token = bearerToken(req);
+    if (!token) return fail('missing');
+    try {
+      for (const a of options.authenticators) {
+        const result = await a.authenticate(token);
+        if (!result) continue;
+        if ('principal' in result) {
+          res.locals['principal'] = result.principal;
+          return next();
+        }
+        return fail(result.rejected, result.apiKeyId);
+      }
+      return fail('unknown');
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+/** Allows only principals the predicate accepts (403 otherwise). */
+export function requireRole(check: (p: Principal) => boolean, what: string): RequestHandler {
+  return (_req, res, next) => {
+    next(check(principalOf(res)) ? undefined : new AppError('forbidden', `${what} only`));
+  };
+}

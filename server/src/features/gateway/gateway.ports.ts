@@ -1,0 +1,31 @@
+import type { Config } from '../../platform/config/config.ts';
+import type { Logger } from '../../platform/logging/logger.ts';
+import type { AccessService } from '../access/index.ts';
+import type { AuditSink } from '../audit/index.ts';
+import type { Principal } from '../auth/index.ts';
+import type { CredentialsService } from '../credentials/index.ts';
+import type { RegistryService } from '../registry/index.ts';
+
+/** Everything the gateway feature needs from the rest of the server, passed at start-up. */
+export interface GatewayDeps {
+  readonly config: Pick<Config['gateway'], 'requestTimeoutMs' | 'connectTimeoutMs' | 'sessionIdleMs' | 'stdioPoolSize' | 'stdioPoolIdleMs' | 'allowedOrigins'>;
+  /** The gateway's own public origin(s), always allowed as `Origin`. */
+  readonly publicOrigins: readonly string[];
+  readonly logger: Logger;
+  readonly registry: RegistryService;
+  readonly access: AccessService;
+  readonly credentials: CredentialsService;
+  readonly audit: AuditSink;
+  /** `fetch` for remote upstreams: SSRF-checked on every connection and redirect. */
+  readonly upstreamFetch: typeof fetch;
+  /** Rejects when a remote URL is not allowed (checked before every connection). */
+  readonly guardUrl: (url: string) => Promise<void>;
+}
+
+/** Who a downstream session acts for, and where it came from (for audit). */
+export interface SessionContext {
+  readonly principal: Principal;
+  /** Chat thread whose credentials apply (chat sessions); undefined for external clients. */
+  readonly threadId?: string | undefined;
+  readonly ip?: string | undefined;
+}

@@ -1,0 +1,3 @@
+export { KeysRepository } from './keys.repository.ts';
+export { KeysService, KEY_PREFIX, type KeyRejection } from './keys.service.ts';
+export { keysRoutes } from './keys.routes.ts';

@@ -1,0 +1,10 @@
+export { RegistryRepository, type ServerRow } from './registry.repository.ts';
+export {
+  RegistryService,
+  toServerView,
+  type Discoverer,
+  type ServerRecord,
+  type UrlGuard,
+} from './registry.service.ts';
+export { registryRoutes } from './registry.routes.ts';
+export { syncCatalogFile, toServerDefinition, type CatalogSyncReport } from './registry.catalog.ts';

@@ -1,0 +1,81 @@
+import { Router } from 'express';
+import { createServerSchema, putCredentialsSchema, slugSchema, updateServerSchema } from '@gateway/shared';
+import { z } from 'zod';
+import { notFound } from '../../platform/http/errors.ts';
+import { parseOr400, validate } from '../../platform/http/validate.ts';
+import type { AccessService } from '../access/index.ts';
+import { isAdmin, principalOf, requireRole } from '../auth/index.ts';
+import type { CredentialsService } from '../credentials/index.ts';
+import { toServerView, type RegistryService } from './registry.service.ts';
+
+const slugParams = z.object({ slug: slugSchema });
+const threadQuery = z.object({ threadId: z.string().uuid().optional() }).strict();
+
+/** `/api/servers`: the catalog for everyone, administration for admins, a user's own credentials. */
+export function registryRoutes(deps: {
+  registry: RegistryService;
+  access: AccessService;
+  credentials: CredentialsService;
+}): Router {
+  const { registry, access, credentials } = deps;
+  const router = Router();
+  const adminOnly = requireRole(isAdmin, 'admins');
+
+  /** A server the caller may see, or 404 (never revealing servers they may not). */
+  const visible = async (slug: string, res: { locals: Record<string, unknown> }) => {
+    const server = await registry.get(slug);
+    if (!server || !access.canViewServer(principalOf(res), server)) throw notFound(`server ${slug}`);
+    return server;
+  };
+
+  router.get('/api/servers', async (_req, res) => {
+    const p = principalOf(res);
+    const all = await registry.list();
+    res.json({ servers: all.filter((s) => access.canViewServer(p, s)).map(toServerView) });
+  });
+
+  router.get('/api/servers/:slug', async (req, res) => {
+    const { slug } = parseOr400(slugParams, req.params, 'params');
+    res.json(toServerView(await visible(slug, res)));
+  });
+
+  router.post('/api/servers', adminOnly, validate({ body: createServerSchema }), async (req, res) => {
+    res.status(201).json(await registry.create(principalOf(res), req.body));
+  });
+
+  router.patch('/api/servers/:slug', adminOnly, validate({ body: updateServerSchema }), async (req, res) => {
+    const { slug } = parseOr400(slugParams, req.params, 'params');
+    res.json(await registry.update(principalOf(res), slug, req.body));
+  });
+
+  router.delete('/api/servers/:slug', adminOnly, async (req, res) => {
+    const { slug } = parseOr400(slugParams, req.params, 'params');
+    await registry.delete(principalOf(res), slug);
+    res.status(204).end();
+  });
+
+  router.post('/api/servers/:slug/discover', adminOnly, async (req, res) => {
+    const { slug } = parseOr400(slugParams, req.params, 'params');
+    res.json(await registry.discover(principalOf(res), slug));
+  });
+
+  router.put('/api/servers/:slug/credentials', validate({ body: putCredentialsSchema }), async (req, res) => {
+    const { slug } = parseOr400(slugParams, req.params, 'params');
+    const server = await visible(slug, res);
+    res.json(await credentials.putUserValues(principalOf(res).userId, server, req.body));
+  });
+
+  router.delete('/api/servers/:slug/credentials', async (req, res) => {
+    const { slug } = parseOr400(slugParams, req.params, 'params');
+    const { threadId } = parseOr400(threadQuery, req.query, 'query');
+    const server = await visible(slug, res);
+    await credentials.deleteUserValues(principalOf(res).userId, server, threadId);
+    res.status(204).end();
+  });
+
+  router.get('/api/credentials', async (_req, res) => {
+    res.json({ credentials: await credentials.listForUser(principalOf(res).userId) });
+  });
+
+  return router;
+}

@@ -1,0 +1,268 @@
+import {
+  createServerSchema,
+  type Capabilities,
+  type CreateServer,
+  type ServerView,
+  type TransportConfig,
+  type UpdateServer,
+} from '@gateway/shared';
+import { AppError, conflict, notFound } from '../../platform/http/errors.ts';
+import type { Logger } from '../../platform/logging/logger.ts';
+import type { AuditSink } from '../audit/index.ts';
+import type { Principal } from '../auth/principal.ts';
+import type { CredentialsService } from '../credentials/index.ts';
+import type { RegistryRepository, ServerRow } from './registry.repository.ts';
+
+/** A registered server with its static secrets opened: what a connector needs. */
+export interface ServerRecord extends ServerRow {
+  /** Transport with static env/header values from the vault filled back in. */
+  readonly resolvedTransport: TransportConfig;
+}
+
+/** Connects to an upstream as `principal` and lists what it offers. Provided by the gateway. */
+export type Discoverer = (server: ServerRecord, principal: Principal | undefined) => Promise<Capabilities>;
+
+/** Checks a remote URL against the SSRF policy; rejects with a message naming the problem. */
+export type UrlGuard = (url: string) => Promise<void>;
+
+function staticValues(t: TransportConfig): Record<string, string> {
+  return t.type === 'stdio' ? t.env : t.headers;
+}
+
+/** The transport as stored: static values moved to the vault, names kept with empty values. */
+function stripValues(t: TransportConfig): TransportConfig {
+  const blank = (o: Record<string, string>) => Object.fromEntries(Object.keys(o).map((k) => [k, '']));
+  return t.type === 'stdio' ? { ...t, env: blank(t.env) } : { ...t, headers: blank(t.headers) };
+}
+
+export function toServerView(row: ServerRow): ServerView {
+  const t = row.transport;
+  return {
+    id: row.id,
+    slug: row.slug,
+    name: row.name,
+    description: row.description,
+    transport:
+      t.type === 'stdio'
+        ? { type: 'stdio', command: t.command, args: t.args, envNames: Object.keys(t.env), cwd: t.cwd }
+        : { type: t.type, url: t.url, headerNames: Object.keys(t.headers) },
+    credentialFields: row.credentialFields,
+    enabled: row.enabled,
+    threadIsolated: row.threadIsolated,
+    sensitiveTools: row.sensitiveTools,
+    source: row.source,
+    capabilities: row.capabilities ?? null,
+    capabilitiesAt: row.capabilitiesAt?.toISOString() ?? null,
+    capabilitiesError: row.capabilitiesError ?? null,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+/**
+ * The registry of MCP servers: CRUD with validation, static secrets sealed in the vault,
+ * capability discovery cached with its time. Reads are cached in memory (the gateway looks
+ * servers up on every session) and invalidated on every change made through this service.
+ */
+export class RegistryService {
+  readonly #repo: RegistryRepository;
+  readonly #credentials: CredentialsService;
+  readonly #audit: AuditSink;
+  readonly #logger: Logger;
+  readonly #guardUrl: UrlGuard;
+  #discoverer: Discoverer | undefined;
+  #cache: Map<string, ServerRecord> | undefined;
+  #loading: Promise<Map<string, ServerRecord>> | undefined;
+
+  constructor(deps: {
+    repo: RegistryRepository;
+    credentials: CredentialsService;
+    audit: AuditSink;
+    logger: Logger;
+    guardUrl: UrlGuard;
+  }) {
+    this.#repo = deps.repo;
+    this.#credentials = deps.credentials;
+    this.#audit = deps.audit;
+    this.#logger = deps.logger.child({ feature: 'registry' });
+    this.#guardUrl = deps.guardUrl;
+  }
+
+  /** Set once at start-up (the gateway depends on the registry, so it is wired afterwards). */
+  setDiscoverer(discoverer: Discoverer): void {
+    this.#discoverer = discoverer;
+  }
+
+  async #all(): Promise<Map<string, ServerRecord>> {
+    if (this.#cache) return this.#cache;
+    this.#loading ??= (async () => {
+      const rows = await this.#repo.list();
+      const map = new Map<string, ServerRecord>();
+      for (const row of rows) map.set(row.slug, await this.#resolve(row));
+      this.#cache = map;
+      return map;
+    })().finally(() => {
+      this.#loading = undefined;
+    });
+    return this.#loading;
+  }
+
+  async #resolve(row: ServerRow): Promise<ServerRecord> {
+    const values = await this.#credentials.getServerStatic(row.id);
+    const t = row.transport;
+    const fill = (o: Record<string, string>) => Object.fromEntries(Object.keys(o).map((k) => [k, values[k] ?? '']));
+    const resolvedTransport: TransportConfig =
+      t.type === 'stdio' ? { ...t, env: fill(t.env) } : { ...t, headers: fill(t.headers) };
+    return { ...row, resolvedTransport };
+  }
+
+  invalidate(): void {
+    this.#cache = undefined;
+  }
+
+  async get(slug: string): Promise<ServerRecord | undefined> {
+    return (await this.#all()).get(slug);
+  }
+
+  async require(slug: string): Promise<ServerRecord> {
+    const s = await this.get(slug);
+    if (!s) throw notFound(`server ${slug}`);
+    return s;
+  }
+
+  async list(): Promise<ServerRecord[]> {
+    return [...(await this.#all()).values()];
+  }
+
+  async #checkTransport(t: TransportConfig, field: string) {
+    if (t.type === 'stdio') return;
+    try {
+      await this.#guardUrl(t.url);
+    } catch (err) {
+      throw new AppError('validation_failed', `${field}.url: ${(err as Error).message}`, {
+        issues: [{ path: `${field}.url`, message: (err as Error).message }],
+      });
+    }
+  }
+
+  async create(
+    principal: Principal | undefined,
+    input: CreateServer,
+    options: { source?: 'api' | 'file'; discover?: boolean } = {},
+  ): Promise<ServerView> {
+    await this.#checkTransport(input.transport, 'body.transport');
+    if (await this.#repo.findBySlug(input.slug)) throw conflict(`a server with slug ${input.slug} already exists`);
+    let row: ServerRow;
+    try {
+      row = await this.#repo.insert({
+        slug: input.slug,
+        name: input.name,
+        description: input.description,
+        transport: stripValues(input.transport),
+        credentialFields: input.credentialFields,
+        enabled: input.enabled,
+        threadIsolated: input.threadIsolated,
+        sensitiveTools: input.sensitiveTools,
+        source: options.source ?? 'api',
+      });
+    } catch (err) {
+      if (String((err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code) === '23505') {
+        throw conflict(`a server with slug ${input.slug} already exists`);
+      }
+      throw err;
+    }
+    await this.#credentials.putServerStatic(row.id, staticValues(input.transport));
+    this.invalidate();
+    this.#audit.record({
+      category: 'admin',
+      action: 'server.create',
+      status: 'ok',
+      userId: principal?.userId ?? null,
+      apiKeyId: principal?.apiKeyId ?? null,
+      serverSlug: row.slug,
+      details: { source: row.source, transport: row.transport.type },
+    });
+    if (options.discover !== false && row.enabled) return this.discover(principal, row.slug);
+    return toServerView(row);
+  }
+
+  async update(principal: Principal | undefined, slug: string, input: UpdateServer): Promise<ServerView> {
+    const current = await this.require(slug);
+    if (input.transport) await this.#checkTransport(input.transport, 'body.transport');
+    const next = {
+      transport: input.transport ?? current.transport,
+      credentialFields: input.credentialFields ?? current.credentialFields,
+    };
+    if (input.credentialFields || input.transport) {
+      const check = createServerSchema.safeParse({ slug, name: current.name, ...next });
+      if (!check.success) {
+        const i = check.error.issues[0]!;
+        const path = ['body', ...i.path.map(String)].join('.');
+        throw new AppError('validation_failed', `${path}: ${i.message}`, { issues: [{ path, message: i.message }] });
+      }
+    }
+    const row = await this.#repo.update(current.id, {
+      ...(input.name !== undefined ? { name: input.name } : {}),
+      ...(input.description !== undefined ? { description: input.description } : {}),
+      ...(input.transport ? { transport: stripValues(input.transport) } : {}),
+      ...(input.credentialFields ? { credentialFields: input.credentialFields } : {}),
+      ...(input.enabled !== undefined ? { enabled: input.enabled } : {}),
+      ...(input.threadIsolated !== undefined ? { threadIsolated: input.threadIsolated } : {}),
+      ...(input.sensitiveTools ? { sensitiveTools: input.sensitiveTools } : {}),
+    });
+    if (!row) throw notFound(`server ${slug}`);
+    if (input.transport) await this.#credentials.putServerStatic(row.id, staticValues(input.transport));
+    this.invalidate();
+    this.#audit.record({
+      category: 'admin',
+      action: 'server.update',
+      status: 'ok',
+      userId: principal?.userId ?? null,
+      apiKeyId: principal?.apiKeyId ?? null,
+      serverSlug: slug,
+      details: { changed: Object.keys(input) },
+    });
+    return toServerView(row);
+  }
+
+  async delete(principal: Principal | undefined, slug: string): Promise<void> {
+    const current = await this.require(slug);
+    await this.#credentials.deleteForServer(current.id);
+    await this.#repo.delete(current.id);
+    this.invalidate();
+    this.#audit.record({
+      category: 'admin',
+      action: 'server.delete',
+      status: 'ok',
+      userId: principal?.userId ?? null,
+      apiKeyId: principal?.apiKeyId ?? null,
+      serverSlug: slug,
+    });
+  }
+
+  /** Connects, lists everything, stores the result with its time (or the error). */
+  async discover(principal: Principal | undefined, slug: string): Promise<ServerView> {
+    const server = await this.require(slug);
+    if (!this.#discoverer) throw new Error('registry has no discoverer');
+    let update: Partial<ServerRow>;
+    try {
+      const capabilities = await this.#discoverer(server, principal);
+      update = { capabilities, capabilitiesAt: new Date(), capabilitiesError: null };
+    } catch (err) {
+      const message = (err as Error).message || 'discovery failed';
+      this.#logger.warn({ server: slug, err: message }, 'capability discovery failed');
+      update = { capabilitiesError: message.slice(0, 1000), capabilitiesAt: new Date() };
+    }
+    const row = await this.#repo.update(server.id, update);
+    this.invalidate();
+    return toServerView(row!);
+  }
+
+  /** Stores capabilities learned elsewhere (health checks, a session's initialize). */
+  async recordCapabilities(slug: string, capabilities: Capabilities): Promise<void> {
+    const server = await this.get(slug);
+    if (!server) return;
+    await this.#repo.update(server.id, { capabilities, capabilitiesAt: new Date(), capabilitiesError: null });
+    this.invalidate();
+  }
+}

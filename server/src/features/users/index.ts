@@ -1,0 +1,1 @@
+export { UsersRepository, type Role, type UserRow } from './users.repository.ts';

@@ -1,0 +1,45 @@
+import { eq } from 'drizzle-orm';
+import type { Database } from '../../platform/db/database.ts';
+import { users } from './users.schema.ts';
+
+export type UserRow = typeof users.$inferSelect;
+export type Role = UserRow['role'];
+
+export class UsersRepository {
+  readonly #db: Database;
+  constructor(db: Database) {
+    this.#db = db;
+  }
+
+  async findById(id: string): Promise<UserRow | undefined> {
+    const [row] = await this.#db.select().from(users).where(eq(users.id, id));
+    return row;
+  }
+
+  async findBySubject(subject: string): Promise<UserRow | undefined> {
+    const [row] = await this.#db.select().from(users).where(eq(users.subject, subject));
+    return row;
+  }
+
+  /** Inserts the user unless one with the subject exists; returns the stored row either way. */
+  async upsertBySubject(values: {
+    subject: string;
+    displayName: string;
+    email?: string | null;
+    role: Role;
+  }): Promise<UserRow> {
+    const [row] = await this.#db
+      .insert(users)
+      .values(values)
+      .onConflictDoUpdate({
+        target: users.subject,
+        set: { displayName: values.displayName, email: values.email ?? null, role: values.role },
+      })
+      .returning();
+    return row!;
+  }
+
+  async list(): Promise<UserRow[]> {
+    return this.#db.select().from(users).orderBy(users.createdAt);
+  }
+}
