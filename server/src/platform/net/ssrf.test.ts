@@ -1,7 +1,12 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { assertUrlAllowed, createGuardedFetch, type LookupFn, SsrfError, type SsrfPolicy } from './ssrf.ts';
 
 const strict: SsrfPolicy = { allowLoopback: false, allowPrivate: false, allowList: [] };
@@ -21,7 +26,11 @@ function dns(table: Record<string, string[]>, calls: string[] = []): LookupFn {
   };
 }
 
-async function refusal(url: string, policy: SsrfPolicy = strict, lookup: LookupFn = noDns): Promise<SsrfError> {
+async function refusal(
+  url: string,
+  policy: SsrfPolicy = strict,
+  lookup: LookupFn = noDns,
+): Promise<SsrfError> {
   const error: unknown = await assertUrlAllowed(url, policy, lookup).then(
     () => undefined,
     (e: unknown) => e,
@@ -62,7 +71,7 @@ describe('assertUrlAllowed', () => {
     ['https://192.0.2.10/', 'reserved'],
     ['https://198.18.0.1/', 'reserved'],
   ])('refuses the IPv4 literal %s (%s)', async (url, kind) => {
-    expect((await refusal(url)).reason).toContain(`is a ${kind} address`);
+    expect((await refusal(url)).reason).toMatch(new RegExp(`is an? ${kind} address`));
   });
 
   it.each([
@@ -115,10 +124,14 @@ describe('assertUrlAllowed', () => {
   });
 
   it('refuses a host name that resolves to a private address', async () => {
-    const error = await refusal('https://intranet.example.com/mcp', strict, dns({ 'intranet.example.com': ['10.1.2.3'] }));
-    expect(error.reason).toBe('intranet.example.com resolves to 10.1.2.3 is a private address');
+    const error = await refusal(
+      'https://intranet.example.com/mcp',
+      strict,
+      dns({ 'intranet.example.com': ['10.1.2.3'] }),
+    );
+    expect(error.reason).toBe('intranet.example.com resolves to 10.1.2.3, which is a private address');
     expect(error.message).toBe(
-      'refused to connect to https://intranet.example.com: intranet.example.com resolves to 10.1.2.3 is a private address',
+      'refused to connect to https://intranet.example.com: intranet.example.com resolves to 10.1.2.3, which is a private address',
     );
   });
 
@@ -126,7 +139,11 @@ describe('assertUrlAllowed', () => {
     const lookup = dns({ 'mixed.example.com': ['93.184.216.34', '::ffff:192.168.0.7'] });
     expect((await refusal('https://mixed.example.com/', strict, lookup)).reason).toContain('private address');
     await expect(
-      assertUrlAllowed('https://public.example.com/', strict, dns({ 'public.example.com': ['93.184.216.34'] })),
+      assertUrlAllowed(
+        'https://public.example.com/',
+        strict,
+        dns({ 'public.example.com': ['93.184.216.34'] }),
+      ),
     ).resolves.toBeUndefined();
   });
 
@@ -140,9 +157,9 @@ describe('assertUrlAllowed', () => {
     const lan: SsrfPolicy = { ...strict, allowPrivate: true };
     await expect(assertUrlAllowed('https://10.0.0.1/', lan, noDns)).resolves.toBeUndefined();
     await expect(assertUrlAllowed('https://[fd12::1]/', lan, noDns)).resolves.toBeUndefined();
-    await expect(assertUrlAllowed('https://lan.test/', lan, dns({ 'lan.test': ['192.168.1.20'] }))).resolves.toBe(
-      undefined,
-    );
+    await expect(
+      assertUrlAllowed('https://lan.test/', lan, dns({ 'lan.test': ['192.168.1.20'] })),
+    ).resolves.toBe(undefined);
     await refusal('https://169.254.169.254/', lan);
     await refusal('https://100.100.100.200/', lan);
     await refusal('https://[fd00:ec2::254]/', lan);
@@ -163,7 +180,11 @@ describe('assertUrlAllowed', () => {
     await expect(assertUrlAllowed('https://MCP.Internal.Test./', policy, noDns)).resolves.toBeUndefined();
     await expect(assertUrlAllowed('https://a.corp.example/', policy, noDns)).resolves.toBeUndefined();
     await expect(assertUrlAllowed('https://a.b.corp.example/', policy, noDns)).resolves.toBeUndefined();
-    const privateDns = dns({ 'corp.example': ['10.0.0.1'], 'evilcorp.example': ['10.0.0.1'], 'x.internal.test': ['10.0.0.1'] });
+    const privateDns = dns({
+      'corp.example': ['10.0.0.1'],
+      'evilcorp.example': ['10.0.0.1'],
+      'x.internal.test': ['10.0.0.1'],
+    });
     await refusal('https://corp.example/', policy, privateDns);
     await refusal('https://evilcorp.example/', policy, privateDns);
     await refusal('https://x.internal.test/', policy, privateDns);
@@ -175,9 +196,9 @@ describe('assertUrlAllowed', () => {
     await expect(assertUrlAllowed('https://[::ffff:10.1.2.3]/', policy, noDns)).resolves.toBeUndefined();
     await expect(assertUrlAllowed('https://[fd00:1234::5]/', policy, noDns)).resolves.toBeUndefined();
     await expect(assertUrlAllowed('https://169.254.169.254/', policy, noDns)).resolves.toBeUndefined();
-    await expect(assertUrlAllowed('https://lan.test/', policy, dns({ 'lan.test': ['10.1.9.9'] }))).resolves.toBe(
-      undefined,
-    );
+    await expect(
+      assertUrlAllowed('https://lan.test/', policy, dns({ 'lan.test': ['10.1.9.9'] })),
+    ).resolves.toBe(undefined);
     await refusal('https://10.2.0.1/', policy);
     await refusal('https://[fd00:1235::5]/', policy);
     await refusal('https://lan.test/', policy, dns({ 'lan.test': ['10.1.9.9', '10.2.0.1'] }));
@@ -186,21 +207,25 @@ describe('assertUrlAllowed', () => {
   it.each(['10.0.0.0/33', '10.0.0.0/', 'fd00::/129', 'exa mple.com', '*.', 'example.com/8', ''])(
     'rejects the malformed allow-list entry %j',
     async (entry) => {
-      await expect(assertUrlAllowed('https://8.8.8.8/', { ...strict, allowList: [entry] }, noDns)).rejects.toThrow(
-        TypeError,
-      );
+      await expect(
+        assertUrlAllowed('https://8.8.8.8/', { ...strict, allowList: [entry] }, noDns),
+      ).rejects.toThrow(TypeError);
     },
   );
 
   it('refuses plain http unless loopback is allowed and the host is a loopback host', async () => {
     expect((await refusal('http://127.0.0.1:8080/')).reason).toBe('plain http is not allowed (https only)');
-    expect((await refusal('http://93.184.216.34/', dev)).reason).toBe('plain http is allowed only to loopback hosts');
-    expect((await refusal('http://example.com/', dev)).reason).toBe('plain http is allowed only to loopback hosts');
+    expect((await refusal('http://93.184.216.34/', dev)).reason).toBe(
+      'plain http is allowed only to loopback hosts',
+    );
+    expect((await refusal('http://example.com/', dev)).reason).toBe(
+      'plain http is allowed only to loopback hosts',
+    );
     await expect(assertUrlAllowed('http://127.0.0.1:8080/', dev, noDns)).resolves.toBeUndefined();
     await expect(assertUrlAllowed('http://[::1]:8080/', dev, noDns)).resolves.toBeUndefined();
-    await expect(assertUrlAllowed('http://localhost:8080/', dev, dns({ localhost: ['127.0.0.1', '::1'] }))).resolves.toBe(
-      undefined,
-    );
+    await expect(
+      assertUrlAllowed('http://localhost:8080/', dev, dns({ localhost: ['127.0.0.1', '::1'] })),
+    ).resolves.toBe(undefined);
   });
 
   it('refuses localhost unless loopback is allowed, and a localhost that is not loopback', async () => {
@@ -211,12 +236,15 @@ describe('assertUrlAllowed', () => {
     );
   });
 
-  it.each(['ftp://example.com/', 'file:///etc/passwd', 'javascript:alert(1)', 'ws://127.0.0.1/', 'gopher://127.0.0.1/'])(
-    'refuses the scheme of %s',
-    async (url) => {
-      expect((await refusal(url, dev)).reason).toMatch(/^scheme .* is not allowed/);
-    },
-  );
+  it.each([
+    'ftp://example.com/',
+    'file:///etc/passwd',
+    'javascript:alert(1)',
+    'ws://127.0.0.1/',
+    'gopher://127.0.0.1/',
+  ])('refuses the scheme of %s', async (url) => {
+    expect((await refusal(url, dev)).reason).toMatch(/^scheme .* is not allowed/);
+  });
 
   it('refuses credentials in the URL without repeating them', async () => {
     const error = await refusal('https://alice:s3cret@example.com/mcp?token=abc#frag');
@@ -255,7 +283,9 @@ describe('createGuardedFetch', () => {
     }
   });
 
-  async function serve(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<TestServer> {
+  async function serve(
+    handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  ): Promise<TestServer> {
     const hits: string[] = [];
     const server = http.createServer((req, res) => {
       hits.push(`${req.method ?? ''} ${req.url ?? ''}`);
@@ -288,7 +318,13 @@ describe('createGuardedFetch', () => {
         }
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(
-          JSON.stringify({ method: req.method, path, body, auth: req.headers.authorization, type: req.headers['content-type'] }),
+          JSON.stringify({
+            method: req.method,
+            path,
+            body,
+            auth: req.headers.authorization,
+            type: req.headers['content-type'],
+          }),
         );
       });
     });
@@ -307,17 +343,27 @@ describe('createGuardedFetch', () => {
       headers: { 'content-type': 'application/json', authorization: 'Bearer t0k' },
       body: '{"jsonrpc":"2.0"}',
     });
-    expect(await post.json()).toMatchObject({ method: 'POST', body: '{"jsonrpc":"2.0"}', auth: 'Bearer t0k' });
+    expect(await post.json()).toMatchObject({
+      method: 'POST',
+      body: '{"jsonrpc":"2.0"}',
+      auth: 'Bearer t0k',
+    });
 
     const request = new Request(`${server.origin}/req`, { method: 'PUT', body: 'payload' });
-    expect(await (await guarded(request)).json()).toMatchObject({ method: 'PUT', path: '/req', body: 'payload' });
+    expect(await (await guarded(request)).json()).toMatchObject({
+      method: 'PUT',
+      path: '/req',
+      body: 'payload',
+    });
   });
 
   it('refuses before connecting when the URL is not allowed', async () => {
     const server = await echoServer();
     const guarded = createGuardedFetch(strict, { lookup: noDns });
     const error = await fetchError(guarded(`${server.origin}/secret?token=abc`));
-    expect(error.message).toBe(`refused to connect to ${server.origin}: plain http is not allowed (https only)`);
+    expect(error.message).toBe(
+      `refused to connect to ${server.origin}: plain http is not allowed (https only)`,
+    );
     await fetchError(guarded(new Request(`${server.origin}/`)));
     expect(server.hits).toEqual([]);
   });
@@ -353,7 +399,9 @@ describe('createGuardedFetch', () => {
         } else if (req.url === '/see-other') {
           res.writeHead(303, { location: '/new' }).end();
         } else {
-          res.writeHead(200).end(JSON.stringify({ method: req.method, body, auth: req.headers.authorization }));
+          res
+            .writeHead(200)
+            .end(JSON.stringify({ method: req.method, body, auth: req.headers.authorization }));
         }
       });
     });
@@ -369,7 +417,14 @@ describe('createGuardedFetch', () => {
 
     const seeOther = await guarded(`${server.origin}/see-other`, { method: 'POST', body: 'once', headers });
     expect(await seeOther.json()).toEqual({ method: 'GET', body: '', auth: 'Bearer t0k' });
-    expect(server.hits).toEqual(['GET /old', 'GET /new', 'POST /temp', 'POST /new', 'POST /see-other', 'GET /new']);
+    expect(server.hits).toEqual([
+      'GET /old',
+      'GET /new',
+      'POST /temp',
+      'POST /new',
+      'POST /see-other',
+      'GET /new',
+    ]);
   });
 
   it('refuses a redirect to another origin and never contacts it', async () => {
@@ -378,7 +433,9 @@ describe('createGuardedFetch', () => {
       res.writeHead(302, { location: `${other.origin}/steal?token=abc` }).end();
     });
     const error = await fetchError(
-      createGuardedFetch(dev, { lookup: noDns })(`${server.origin}/start`, { headers: { authorization: 'Bearer t0k' } }),
+      createGuardedFetch(dev, { lookup: noDns })(`${server.origin}/start`, {
+        headers: { authorization: 'Bearer t0k' },
+      }),
     );
     expect(error.message).toBe(
       `refused to connect to ${other.origin}: redirect from ${server.origin} to a different origin`,
@@ -388,7 +445,8 @@ describe('createGuardedFetch', () => {
 
   it('refuses a redirect that adds credentials or leaves for a blocked address', async () => {
     const server = await serve((req, res) => {
-      const location = req.url === '/creds' ? `http://user:pw@${req.headers.host ?? ''}/x` : 'https://169.254.169.254/';
+      const location =
+        req.url === '/creds' ? `http://user:pw@${req.headers.host ?? ''}/x` : 'https://169.254.169.254/';
       res.writeHead(302, { location }).end();
     });
     const guarded = createGuardedFetch(dev, { lookup: noDns });
@@ -416,9 +474,9 @@ describe('createGuardedFetch', () => {
   it('connects through the checked lookup: a host resolving to loopback is refused at connect time', async () => {
     const calls: string[] = [];
     const guarded = createGuardedFetch(strict, { lookup: dns({ 'internal.test': ['127.0.0.1'] }, calls) });
-    const error = await fetchError(guarded('https://internal.test:9/mcp?secret=1'));
+    const error = await fetchError(guarded('https://internal.test:8443/mcp?secret=1'));
     expect(error.message).toBe(
-      'refused to connect to https://internal.test:9: internal.test resolves to 127.0.0.1 is a loopback address',
+      'refused to connect to https://internal.test:8443: internal.test resolves to 127.0.0.1, which is a loopback address',
     );
     expect(calls).toEqual(['internal.test']);
   });
@@ -430,8 +488,10 @@ describe('createGuardedFetch', () => {
       return Promise.resolve([{ address: lookups === 1 ? '93.184.216.34' : '169.254.169.254', family: 4 }]);
     };
     await expect(assertUrlAllowed('https://rebind.test/mcp', strict, rebinding)).resolves.toBeUndefined();
-    const error = await fetchError(createGuardedFetch(strict, { lookup: rebinding })('https://rebind.test/mcp'));
-    expect(error.reason).toBe('rebind.test resolves to 169.254.169.254 is a cloud metadata address');
+    const error = await fetchError(
+      createGuardedFetch(strict, { lookup: rebinding })('https://rebind.test/mcp'),
+    );
+    expect(error.reason).toBe('rebind.test resolves to 169.254.169.254, which is a cloud metadata address');
     expect(lookups).toBe(2);
   });
 
@@ -449,5 +509,27 @@ describe('createGuardedFetch', () => {
     const error: unknown = await guarded('https://nowhere.test/').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TypeError);
     expect(error).not.toBeInstanceOf(SsrfError);
+  });
+
+  it('serves as the fetch of the MCP SDK client over Streamable HTTP', async () => {
+    const server = await serve((req, res) => {
+      const mcp = new McpServer({ name: 'echo', version: '1.0.0' });
+      mcp.registerTool('echo', { inputSchema: { text: z.string() } }, ({ text }) => ({
+        content: [{ type: 'text', text }],
+      }));
+      // Stateless: one server and transport per request.
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+      res.on('close', () => void transport.close());
+      void mcp.connect(transport).then(() => transport.handleRequest(req, res));
+    });
+    const client = new Client({ name: 'test', version: '1.0.0' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${server.origin}/mcp`), {
+        fetch: createGuardedFetch(dev, { lookup: noDns }),
+      }),
+    );
+    const result = await client.callTool({ name: 'echo', arguments: { text: 'through the guard' } });
+    expect(result.content).toEqual([{ type: 'text', text: 'through the guard' }]);
+    await client.close();
   });
 });

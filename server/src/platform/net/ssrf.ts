@@ -91,7 +91,7 @@ export function createGuardedFetch(
     bodyTimeout: 0,
   });
   // Node's fetch (undici 7 inside) drives the npm undici 7 Agent; keep the two majors in step.
-  const dispatcher = agent as unknown as RequestInit['dispatcher'];
+  const dispatcher: RequestInit['dispatcher'] = agent;
 
   async function send(url: URL, hop: Hop, signal: AbortSignal | null | undefined): Promise<Response> {
     const init: RequestInit = { method: hop.method, headers: hop.headers, redirect: 'manual', dispatcher };
@@ -325,7 +325,7 @@ function checkUrl(input: string | URL, rules: CompiledPolicy): URL {
   if (literal) {
     const refusal = addressRefusal(host, rules);
     if (refusal !== undefined) {
-      refuse(refusal);
+      refuse(`${host} is ${refusal}`);
     }
   } else if (!isAllowListedHost(host, rules)) {
     if (METADATA_HOSTS.has(host)) {
@@ -347,10 +347,11 @@ function resolvedRefusal(
   if (addresses.length === 0) {
     return `${host} resolved to no address`;
   }
-  for (const { address } of addresses) {
+  for (const { address: raw } of addresses) {
+    const address = bareAddress(raw);
     const refusal = addressRefusal(address, rules);
     if (refusal !== undefined) {
-      return `${host} resolves to ${refusal}`;
+      return `${host} resolves to ${address}, which is ${refusal}`;
     }
     if (isLocalhostName(host) && classifyAddress(address) !== 'loopback') {
       return `${host} resolves to ${address}, which is not a loopback address`;
@@ -490,7 +491,7 @@ const CLASS_LISTS: readonly (readonly [Exclude<AddressClass, 'public'>, BlockLis
 
 /** The class of an IP address; IPv6 forms that carry an IPv4 address get that address's class. */
 function classifyAddress(address: string): AddressClass {
-  const ip = stripZone(normalizeHost(address));
+  const ip = bareAddress(address);
   const family = isIP(ip);
   if (family === 6) {
     const embedded = embeddedIPv4(ip);
@@ -514,9 +515,8 @@ function classifyAddress(address: string): AddressClass {
   return 'public';
 }
 
-/** Why an address is refused under the policy, or undefined when it is allowed. */
-function addressRefusal(address: string, rules: CompiledPolicy): string | undefined {
-  const ip = stripZone(normalizeHost(address));
+/** What an address is when the policy refuses it (e.g. `a private address`), or undefined when it is allowed. */
+function addressRefusal(ip: string, rules: CompiledPolicy): string | undefined {
   const family = isIP(ip);
   const embedded = family === 6 ? embeddedIPv4(ip) : undefined;
   if (
@@ -530,22 +530,27 @@ function addressRefusal(address: string, rules: CompiledPolicy): string | undefi
     case 'public':
       return undefined;
     case 'loopback':
-      return rules.allowLoopback ? undefined : `${ip} is a loopback address`;
+      return rules.allowLoopback ? undefined : 'a loopback address';
     case 'private':
-      return rules.allowPrivate ? undefined : `${ip} is a private address`;
+      return rules.allowPrivate ? undefined : 'a private address';
     case 'link-local':
-      return `${ip} is a link-local address`;
+      return 'a link-local address';
     case 'metadata':
-      return `${ip} is a cloud metadata address`;
+      return 'a cloud metadata address';
     case 'unspecified':
-      return `${ip} is an unspecified address`;
+      return 'an unspecified address';
     case 'multicast':
-      return `${ip} is a multicast address`;
+      return 'a multicast address';
     case 'broadcast':
-      return `${ip} is a broadcast address`;
+      return 'a broadcast address';
     case 'reserved':
-      return `${ip} is a reserved address`;
+      return 'a reserved address';
   }
+}
+
+/** An address as Node and BlockList take it: no brackets, no zone index. */
+function bareAddress(address: string): string {
+  return stripZone(normalizeHost(address));
 }
 
 function stripZone(address: string): string {
