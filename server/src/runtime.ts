@@ -6,6 +6,7 @@ import { AccessService } from './features/access/index.ts';
 import { AuditRepository, auditRoutes, AuditService } from './features/audit/index.ts';
 import { requireAuth } from './features/auth/index.ts';
 import { CredentialsRepository, CredentialsService } from './features/credentials/index.ts';
+import { Gateway, gatewayRoutes } from './features/gateway/index.ts';
 import { healthRoutes, HealthService } from './features/health/index.ts';
 import { KeysRepository, keysRoutes, KeysService } from './features/keys/index.ts';
 import { RegistryRepository, registryRoutes, RegistryService, syncCatalogFile } from './features/registry/index.ts';
@@ -20,7 +21,7 @@ import { BullMqJobRunner } from './platform/jobs/bullmq.runner.ts';
 import { InProcessJobRunner } from './platform/jobs/inprocess.runner.ts';
 import { JobRegistry, type JobRunner } from './platform/jobs/job.registry.ts';
 import type { Logger } from './platform/logging/logger.ts';
-import { assertUrlAllowed } from './platform/net/ssrf.ts';
+import { assertUrlAllowed, createGuardedFetch } from './platform/net/ssrf.ts';
 import { connectRedis, pingRedis } from './platform/redis/redis.ts';
 import { VERSION } from './version.ts';
 
@@ -96,6 +97,7 @@ export interface Services {
   readonly users: UsersRepository;
   readonly keys: KeysService;
   readonly access: AccessService;
+  readonly gateway: Gateway;
 }
 
 /** Builds the feature services (no listening, no background work besides audit batching). */
@@ -122,7 +124,21 @@ export async function buildServices(core: Core): Promise<Services> {
   });
   const users = new UsersRepository(db);
   const keys = new KeysService(new KeysRepository(db), users, logger);
-  return { audit, vault, credentials, registry, users, keys, access: new AccessService() };
+  const access = new AccessService();
+  const publicOrigins = config.http.publicUrl ? [new URL(config.http.publicUrl).origin] : [];
+  const gateway = new Gateway({
+    config: config.gateway,
+    publicOrigins,
+    logger,
+    registry,
+    access,
+    credentials,
+    audit,
+    upstreamFetch: createGuardedFetch(policy, { timeoutMs: config.gateway.connectTimeoutMs }),
+    guardUrl: (url) => assertUrlAllowed(url, policy),
+  });
+  registry.setDiscoverer((server, principal) => gateway.discover(server, principal));
+  return { audit, vault, credentials, registry, users, keys, access, gateway };
 }
 
 export interface RunningServer {
@@ -156,6 +172,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await syncCatalogFile(config.gateway.serversFile, services.registry, logger);
     }
     await core.runner.start();
+    const mcp = gatewayRoutes({
+      gateway: services.gateway,
+      authenticators: [services.keys],
+      audit: services.audit,
+      bodyLimit: config.http.bodyLimit,
+      publicOrigins: services.gateway.deps.publicOrigins,
+      allowedOrigins: config.gateway.allowedOrigins,
+    });
     const api = Router();
     api.use('/api', requireAuth({ authenticators: [services.keys], audit: services.audit }));
     api.use(registryRoutes(services));
@@ -166,10 +190,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       bodyLimit: config.http.bodyLimit,
       trustProxy: config.http.trustProxy,
       clientDistDir: config.http.clientDistDir ?? DEFAULT_CLIENT_DIST,
-      routers: [healthRoutes(health), api],
+      routers: [healthRoutes(health), mcp, api],
     });
     http = await listen(app, config.http.host, config.http.port);
   } catch (err) {
+    await services!?.gateway.close().catch(() => {});
     await core.runner.stop(1_000).catch(() => {});
     await core.close();
     throw err;
@@ -186,6 +211,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         const budget = config.shutdownTimeoutMs;
         const started = Date.now();
         health.markShuttingDown();
+        // Sessions first: their open SSE streams would otherwise hold the listener open.
+        await services.gateway.close();
         await http.close(Math.max(100, budget * 0.6));
         await core.runner.stop(Math.max(100, budget - (Date.now() - started) - 1_000));
         await services.audit.stop(Math.max(100, budget - (Date.now() - started) - 300));

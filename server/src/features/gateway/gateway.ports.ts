@@ -8,7 +8,15 @@ import type { RegistryService } from '../registry/index.ts';
 
 /** Everything the gateway feature needs from the rest of the server, passed at start-up. */
 export interface GatewayDeps {
-  readonly config: Pick<Config['gateway'], 'requestTimeoutMs' | 'connectTimeoutMs' | 'sessionIdleMs' | 'stdioPoolSize' | 'stdioPoolIdleMs' | 'allowedOrigins'>;
+  readonly config: Pick<
+    Config['gateway'],
+    | 'requestTimeoutMs'
+    | 'connectTimeoutMs'
+    | 'sessionIdleMs'
+    | 'stdioPoolSize'
+    | 'stdioPoolIdleMs'
+    | 'allowedOrigins'
+  >;
   /** The gateway's own public origin(s), always allowed as `Origin`. */
   readonly publicOrigins: readonly string[];
   readonly logger: Logger;

@@ -62,7 +62,9 @@ export function createApp(options: AppOptions): Express {
       },
     }),
   );
-  app.use(express.json({ limit: options.bodyLimit, type: ['application/json', 'application/*+json'] }));
+  // MCP endpoints parse their own bodies: their errors must be JSON-RPC errors, not REST ones.
+  const json = express.json({ limit: options.bodyLimit, type: ['application/json', 'application/*+json'] });
+  app.use((req, res, next) => (req.path === '/mcp' || req.path.startsWith('/mcp/') ? next() : json(req, res, next)));
 
   for (const router of options.routers) app.use(router);
 

@@ -1,0 +1,574 @@
+import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  isJSONRPCErrorResponse,
+  isJSONRPCNotification,
+  isJSONRPCRequest,
+  isJSONRPCResultResponse,
+  LATEST_PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type JSONRPCMessage,
+  type JSONRPCNotification,
+  type JSONRPCRequest,
+  type RequestId,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { ServerRecord } from '../registry/index.ts';
+import { mapUri, prefixName, splitName, unmapUri } from './aggregate.names.ts';
+import { RpcCode } from './gateway.errors.ts';
+import type { SessionContext } from './gateway.ports.ts';
+import type { Gateway } from './gateway.service.ts';
+import { McpRelay } from './mcp.relay.ts';
+
+type Json = Record<string, unknown>;
+
+/** The relay's "downstream": a transport whose other end is the aggregate session. */
+class MemberLink implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+  readonly #deliver: (message: JSONRPCMessage, options?: TransportSendOptions) => void;
+  readonly #closed: () => void;
+  constructor(deliver: (m: JSONRPCMessage, o?: TransportSendOptions) => void, closed: () => void) {
+    this.#deliver = deliver;
+    this.#closed = closed;
+  }
+  async start(): Promise<void> {}
+  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    this.#deliver(message, options);
+  }
+  async close(): Promise<void> {
+    this.#closed();
+    this.onclose?.();
+  }
+}
+
+interface Member {
+  server: ServerRecord;
+  link: MemberLink;
+  relay: McpRelay;
+  /** Resolves when the upstream answered initialize; rejects when it cannot be reached. */
+  ready: Promise<void>;
+  state: 'starting' | 'ready' | 'failed';
+  error?: string;
+  capabilities?: Json;
+}
+
+interface Internal {
+  resolve: (m: JSONRPCMessage) => void;
+  timer: NodeJS.Timeout;
+}
+
+const LIST_METHODS: Record<string, { key: string; kind: 'name' | 'uri' | 'template'; capability: string }> = {
+  'tools/list': { key: 'tools', kind: 'name', capability: 'tools' },
+  'prompts/list': { key: 'prompts', kind: 'name', capability: 'prompts' },
+  'resources/list': { key: 'resources', kind: 'uri', capability: 'resources' },
+  'resources/templates/list': { key: 'resourceTemplates', kind: 'template', capability: 'resources' },
+};
+
+/**
+ * One downstream session of the aggregate endpoint `/mcp`. The gateway answers
+ * `initialize`, `ping` and the list calls itself (merging every usable server's lists in
+ * parallel, leaving out servers that are down); everything else goes to the one member
+ * relay its prefixed name or mapped URI points at. Each member is a full McpRelay with its
+ * own upstream session under the caller's credentials, so progress, cancellation, logging,
+ * subscriptions and server-to-client requests work exactly as on `/mcp/{slug}`.
+ */
+export class AggregateSession {
+  readonly #gateway: Gateway;
+  readonly #downstream: StreamableHTTPServerTransport;
+  readonly #context: SessionContext;
+  readonly #onShutdown: () => void;
+  readonly #members = new Map<string, Member>();
+  /** Client request id -> member slug, for requests forwarded to one member. */
+  readonly #forwarded = new Map<RequestId, { slug: string; method: string }>();
+  readonly #internal = new Map<string, Internal>();
+  /** Aggregate id of a server-to-client request -> member and the id its relay used. */
+  readonly #serverRequests = new Map<RequestId, { slug: string; memberId: RequestId }>();
+  #nextInternal = 1;
+  #nextServerRequest = 1;
+  #initialize: JSONRPCRequest | undefined;
+  #clientInitialized = false;
+  #standaloneOpen = false;
+  #standaloneBuffer: JSONRPCMessage[] = [];
+  #closed = false;
+  #clientInfo: { name?: string; version?: string } | undefined;
+
+  constructor(options: {
+    gateway: Gateway;
+    downstream: StreamableHTTPServerTransport;
+    context: SessionContext;
+    onShutdown: () => void;
+  }) {
+    this.#gateway = options.gateway;
+    this.#downstream = options.downstream;
+    this.#context = options.context;
+    this.#onShutdown = options.onShutdown;
+  }
+
+  async start(): Promise<void> {
+    this.#downstream.onmessage = (m) => this.#onClientMessage(m);
+    this.#downstream.onclose = () => void this.close();
+    await this.#downstream.start();
+  }
+
+  standaloneStreamOpened(): void {
+    this.#standaloneOpen = true;
+    const buffered = this.#standaloneBuffer;
+    this.#standaloneBuffer = [];
+    for (const m of buffered) void this.#send(m);
+  }
+
+  standaloneStreamClosed(): void {
+    this.#standaloneOpen = false;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#onShutdown();
+    for (const i of this.#internal.values()) clearTimeout(i.timer);
+    this.#internal.clear();
+    await Promise.allSettled([...this.#members.values()].map((m) => m.relay.close()));
+    await this.#downstream.close().catch(() => {});
+  }
+
+  // ----- sending to the client -----
+
+  async #send(message: JSONRPCMessage, relatedRequestId?: RequestId): Promise<void> {
+    const isResponse = isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message);
+    if (!isResponse && relatedRequestId === undefined && !this.#standaloneOpen) {
+      // The SDK transport drops standalone messages while no GET stream is open.
+      this.#standaloneBuffer.push(message);
+      if (this.#standaloneBuffer.length > 1000) this.#standaloneBuffer.shift();
+      return;
+    }
+    try {
+      await this.#downstream.send(message, relatedRequestId === undefined ? undefined : { relatedRequestId });
+    } catch {
+      // The request's stream is gone (client disconnected); try the standalone stream for notifications.
+      if (!isResponse && relatedRequestId !== undefined) await this.#send(message).catch(() => {});
+    }
+  }
+
+  #reply(id: RequestId, result: Json) {
+    void this.#send({ jsonrpc: '2.0', id, result });
+  }
+
+  #error(id: RequestId, code: number, message: string) {
+    void this.#send({ jsonrpc: '2.0', id, error: { code, message } });
+  }
+
+  // ----- members -----
+
+  #startMembers(servers: ServerRecord[]) {
+    for (const server of servers) {
+      const slug = server.slug;
+      let credentialScope = 'none';
+      const link = new MemberLink(
+        (m, o) => this.#fromMember(slug, m, o),
+        () => {
+          const member = this.#members.get(slug);
+          if (member && member.state !== 'failed') {
+            member.state = 'failed';
+            member.error ??= 'upstream session closed';
+          }
+        },
+      );
+      const base = () => ({
+        context: this.#context,
+        sessionId: this.#downstream.sessionId,
+        slug,
+        clientInfo: this.#clientInfo,
+        credentialScope,
+      });
+      const relay = new McpRelay({
+        downstream: link,
+        upstreamName: slug,
+        createUpstream: async () => {
+          const c = await this.#gateway.connectUpstream(server, this.#context, this.#downstream.sessionId);
+          credentialScope = c.credentialScope;
+          return c.transport;
+        },
+        requestTimeoutMs: this.#gateway.deps.config.requestTimeoutMs,
+        initializeTimeoutMs: this.#gateway.deps.config.connectTimeoutMs,
+        closeDownstreamOnUpstreamClose: false,
+        authorize: (request) => {
+          if (request.method !== 'tools/call') return undefined;
+          const name = String((request.params as Json | undefined)?.['name'] ?? '');
+          return this.#gateway.deps.access.canCallTool(this.#context.principal, server, name)
+            ? undefined
+            : { code: RpcCode.Forbidden, message: `tool ${prefixName(slug, name)} is not allowed for you` };
+        },
+        onSettled: (e) => {
+          if (e.method !== 'initialize' || e.outcome !== 'answered') this.#gateway.auditSettled(e, base());
+        },
+        onNotification: (direction, n) => this.#gateway.auditNotification(direction, n, base()),
+      });
+      const member: Member = { server, link, relay, state: 'starting', ready: Promise.resolve() };
+      member.ready = (async () => {
+        await relay.start();
+        const response = await this.#internalRequest(
+          member,
+          'initialize',
+          this.#initialize!.params ?? {},
+          this.#gateway.deps.config.connectTimeoutMs,
+        );
+        if (!isJSONRPCResultResponse(response)) {
+          throw new Error(
+            isJSONRPCErrorResponse(response) ? response.error.message : 'no answer to initialize',
+          );
+        }
+        member.capabilities = ((response.result as Json)['capabilities'] as Json) ?? {};
+        member.state = 'ready';
+        if (this.#clientInitialized)
+          link.onmessage?.({ jsonrpc: '2.0', method: 'notifications/initialized' });
+      })().catch((err: unknown) => {
+        member.state = 'failed';
+        member.error = (err as Error).message;
+        void relay.close();
+      });
+      this.#members.set(slug, member);
+    }
+  }
+
+  #internalRequest(member: Member, method: string, params: Json, timeoutMs: number): Promise<JSONRPCMessage> {
+    const id = `__gw-${this.#nextInternal++}`;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#internal.delete(id);
+        resolve({
+          jsonrpc: '2.0',
+          id,
+          error: { code: RpcCode.InternalError, message: `no answer within ${timeoutMs} ms` },
+        });
+      }, timeoutMs);
+      timer.unref();
+      this.#internal.set(id, { resolve, timer });
+      member.link.onmessage?.({ jsonrpc: '2.0', id, method, params });
+    });
+  }
+
+  /** Members that are (or become, within `waitMs`) ready; the others are left out. */
+  async #readyMembers(waitMs: number): Promise<Member[]> {
+    const members = [...this.#members.values()];
+    await Promise.race([
+      Promise.allSettled(members.map((m) => m.ready)),
+      new Promise((r) => setTimeout(r, waitMs).unref()),
+    ]);
+    return members.filter((m) => m.state === 'ready');
+  }
+
+  // ----- client -> gateway -----
+
+  #onClientMessage(message: JSONRPCMessage): void {
+    if (this.#closed) return;
+    if (isJSONRPCRequest(message)) void this.#onClientRequest(message);
+    else if (isJSONRPCNotification(message)) this.#onClientNotification(message);
+    else if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) {
+      const id = message.id as RequestId;
+      const target = this.#serverRequests.get(id);
+      if (!target) return;
+      this.#serverRequests.delete(id);
+      this.#members.get(target.slug)?.link.onmessage?.({ ...message, id: target.memberId } as JSONRPCMessage);
+    }
+  }
+
+  async #onClientRequest(request: JSONRPCRequest): Promise<void> {
+    const params = (request.params ?? {}) as Json;
+    const started = Date.now();
+    switch (request.method) {
+      case 'initialize': {
+        this.#initialize = request;
+        this.#clientInfo = params['clientInfo'] as { name?: string; version?: string } | undefined;
+        const requested = String(params['protocolVersion'] ?? '');
+        const protocolVersion = SUPPORTED_PROTOCOL_VERSIONS.includes(requested)
+          ? requested
+          : LATEST_PROTOCOL_VERSION;
+        this.#startMembers(await this.#gateway.usableServers(this.#context.principal));
+        this.#reply(request.id, {
+          protocolVersion,
+          capabilities: {
+            tools: { listChanged: true },
+            prompts: { listChanged: true },
+            resources: { subscribe: true, listChanged: true },
+            logging: {},
+            completions: {},
+          },
+          serverInfo: { name: 'mcp-gateway', version: '1.0.0' },
+          instructions: `Tools and prompts of ${this.#members.size} MCP servers, named {server}__{name}.`,
+        });
+        this.#auditLocal(request, started, 'ok');
+        return;
+      }
+      case 'ping':
+        this.#reply(request.id, {});
+        return;
+      case 'logging/setLevel': {
+        const members = await this.#readyMembers(this.#listWaitMs());
+        await Promise.all(
+          members
+            .filter((m) => m.capabilities?.['logging'])
+            .map((m) =>
+              this.#internalRequest(
+                m,
+                'logging/setLevel',
+                params,
+                this.#gateway.deps.config.requestTimeoutMs,
+              ),
+            ),
+        );
+        this.#reply(request.id, {});
+        this.#auditLocal(request, started, 'ok');
+        return;
+      }
+      default:
+        break;
+    }
+    const list = LIST_METHODS[request.method];
+    if (list) {
+      await this.#list(request, list);
+      this.#auditLocal(request, started, 'ok');
+      return;
+    }
+    const routed = this.#route(request.method, params);
+    if ('error' in routed) {
+      this.#error(request.id, routed.code, routed.error);
+      this.#auditLocal(request, started, 'error', routed.error);
+      return;
+    }
+    const member = this.#members.get(routed.slug);
+    if (!member) {
+      this.#error(request.id, RpcCode.InvalidParams, `unknown server ${routed.slug}`);
+      return;
+    }
+    await member.ready;
+    if (member.state !== 'ready') {
+      this.#error(
+        request.id,
+        RpcCode.InternalError,
+        `server ${routed.slug} is unavailable: ${member.error ?? 'not connected'}`,
+      );
+      return;
+    }
+    this.#forwarded.set(request.id, { slug: routed.slug, method: request.method });
+    member.link.onmessage?.({ ...request, params: routed.params });
+  }
+
+  #listWaitMs() {
+    return Math.min(this.#gateway.deps.config.connectTimeoutMs, 10_000);
+  }
+
+  /** Where a request goes: the member its prefixed name or mapped URI names, with params unmapped. */
+  #route(method: string, params: Json): { slug: string; params: Json } | { error: string; code: number } {
+    const byName = () => {
+      const s = splitName(String(params['name'] ?? ''));
+      return s
+        ? { slug: s.slug, params: { ...params, name: s.name } }
+        : { error: `${method}: name must be {server}__{name}`, code: RpcCode.InvalidParams };
+    };
+    const byUri = () => {
+      const u = unmapUri(String(params['uri'] ?? ''));
+      return u
+        ? { slug: u.slug, params: { ...params, uri: u.uri } }
+        : { error: `${method}: unknown resource URI`, code: RpcCode.InvalidParams };
+    };
+    switch (method) {
+      case 'tools/call':
+      case 'prompts/get':
+        return byName();
+      case 'resources/read':
+      case 'resources/subscribe':
+      case 'resources/unsubscribe':
+        return byUri();
+      case 'completion/complete': {
+        const ref = (params['ref'] ?? {}) as Json;
+        if (ref['type'] === 'ref/prompt') {
+          const s = splitName(String(ref['name'] ?? ''));
+          if (s) return { slug: s.slug, params: { ...params, ref: { ...ref, name: s.name } } };
+        } else if (ref['type'] === 'ref/resource') {
+          const u = unmapUri(String(ref['uri'] ?? ''));
+          if (u) return { slug: u.slug, params: { ...params, ref: { ...ref, uri: u.uri } } };
+        }
+        return { error: 'completion/complete: unknown ref', code: RpcCode.InvalidParams };
+      }
+      default:
+        return {
+          error: `method ${method} is not supported by the aggregate endpoint`,
+          code: RpcCode.MethodNotFound,
+        };
+    }
+  }
+
+  async #list(
+    request: JSONRPCRequest,
+    list: { key: string; kind: 'name' | 'uri' | 'template'; capability: string },
+  ) {
+    const members = (await this.#readyMembers(this.#listWaitMs())).filter(
+      (m) => m.capabilities?.[list.capability],
+    );
+    const results = await Promise.all(
+      members.map(async (m) => {
+        const items: Json[] = [];
+        let cursor: string | undefined;
+        for (let page = 0; page < 20; page++) {
+          const r = await this.#internalRequest(
+            m,
+            request.method,
+            cursor ? { cursor } : {},
+            this.#gateway.deps.config.requestTimeoutMs,
+          );
+          if (!isJSONRPCResultResponse(r)) break;
+          const result = r.result as Json;
+          items.push(...((result[list.key] as Json[] | undefined) ?? []));
+          cursor = result['nextCursor'] as string | undefined;
+          if (!cursor) break;
+        }
+        const slug = m.server.slug;
+        return items
+          .filter(
+            (item) =>
+              list.kind !== 'name' ||
+              request.method !== 'tools/list' ||
+              this.#gateway.deps.access.canCallTool(this.#context.principal, m.server, String(item['name'])),
+          )
+          .map((item) => {
+            if (list.kind === 'name')
+              return {
+                ...item,
+                name: prefixName(slug, String(item['name'])),
+                ...(item['title'] ? {} : { title: `${m.server.name}: ${String(item['name'])}` }),
+              };
+            if (list.kind === 'uri') return { ...item, uri: mapUri(slug, String(item['uri'])) };
+            return { ...item, uriTemplate: mapUri(slug, String(item['uriTemplate'])) };
+          });
+      }),
+    );
+    this.#reply(request.id, { [list.key]: results.flat() });
+  }
+
+  #onClientNotification(n: JSONRPCNotification): void {
+    if (n.method === 'notifications/initialized') {
+      this.#clientInitialized = true;
+      for (const m of this.#members.values()) if (m.state === 'ready') m.link.onmessage?.(n);
+      return;
+    }
+    if (n.method === 'notifications/cancelled') {
+      const requestId = (n.params as { requestId?: RequestId } | undefined)?.requestId;
+      const target = requestId === undefined ? undefined : this.#forwarded.get(requestId);
+      if (target) this.#members.get(target.slug)?.link.onmessage?.(n);
+      return;
+    }
+    for (const m of this.#members.values()) if (m.state === 'ready') m.link.onmessage?.(n);
+  }
+
+  // ----- member -> client -----
+
+  #fromMember(slug: string, message: JSONRPCMessage, options?: TransportSendOptions): void {
+    if (this.#closed) return;
+    if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) {
+      const id = message.id as RequestId;
+      const internal = typeof id === 'string' ? this.#internal.get(id) : undefined;
+      if (internal) {
+        clearTimeout(internal.timer);
+        this.#internal.delete(id as string);
+        internal.resolve(message);
+        return;
+      }
+      const forwarded = this.#forwarded.get(id);
+      if (!forwarded) return;
+      this.#forwarded.delete(id);
+      if (isJSONRPCResultResponse(message)) {
+        void this.#send({ ...message, result: mapResult(slug, forwarded.method, message.result as Json) });
+      } else void this.#send(message);
+      return;
+    }
+    const related = options?.relatedRequestId;
+    if (isJSONRPCRequest(message)) {
+      const id = `gw-${this.#nextServerRequest++}`;
+      this.#serverRequests.set(id, { slug, memberId: message.id });
+      void this.#send({ ...message, id }, related);
+      return;
+    }
+    if (isJSONRPCNotification(message)) {
+      const params = (message.params ?? {}) as Json;
+      switch (message.method) {
+        case 'notifications/resources/updated':
+          void this.#send(
+            { ...message, params: { ...params, uri: mapUri(slug, String(params['uri'])) } },
+            related,
+          );
+          return;
+        case 'notifications/cancelled': {
+          const memberId = params['requestId'] as RequestId;
+          const entry = [...this.#serverRequests].find(([, v]) => v.slug === slug && v.memberId === memberId);
+          if (!entry) return;
+          this.#serverRequests.delete(entry[0]);
+          void this.#send({ ...message, params: { ...params, requestId: entry[0] } }, related);
+          return;
+        }
+        case 'notifications/message':
+          void this.#send(
+            {
+              ...message,
+              params: { ...params, logger: params['logger'] ? `${slug}/${String(params['logger'])}` : slug },
+            },
+            related,
+          );
+          return;
+        default:
+          void this.#send(message, related);
+      }
+    }
+  }
+
+  #auditLocal(request: JSONRPCRequest, started: number, status: 'ok' | 'error', error?: string) {
+    this.#gateway.auditSettled(
+      {
+        direction: 'client->upstream',
+        method: request.method,
+        params: undefined,
+        latencyMs: Date.now() - started,
+        requestBytes: Buffer.byteLength(JSON.stringify(request)),
+        outcome: status === 'ok' ? 'answered' : 'failed',
+        ...(error ? { error } : {}),
+      },
+      {
+        context: this.#context,
+        sessionId: this.#downstream.sessionId,
+        slug: undefined,
+        clientInfo: this.#clientInfo,
+      },
+    );
+  }
+}
+
+/** Maps URIs inside results (embedded resources, resource links, read contents) to aggregate form. */
+function mapResult(slug: string, method: string, result: Json): Json {
+  const mapContent = (c: Json): Json => {
+    if (c['type'] === 'resource_link' && typeof c['uri'] === 'string')
+      return { ...c, uri: mapUri(slug, c['uri']) };
+    if (c['type'] === 'resource' && c['resource'] && typeof (c['resource'] as Json)['uri'] === 'string') {
+      const r = c['resource'] as Json;
+      return { ...c, resource: { ...r, uri: mapUri(slug, String(r['uri'])) } };
+    }
+    return c;
+  };
+  if (method === 'tools/call' && Array.isArray(result['content'])) {
+    return { ...result, content: (result['content'] as Json[]).map(mapContent) };
+  }
+  if (method === 'resources/read' && Array.isArray(result['contents'])) {
+    return {
+      ...result,
+      contents: (result['contents'] as Json[]).map((c) => ({ ...c, uri: mapUri(slug, String(c['uri'])) })),
+    };
+  }
+  if (method === 'prompts/get' && Array.isArray(result['messages'])) {
+    return {
+      ...result,
+      messages: (result['messages'] as Json[]).map((m) =>
+        m['content'] ? { ...m, content: mapContent(m['content'] as Json) } : m,
+      ),
+    };
+  }
+  return result;
+}

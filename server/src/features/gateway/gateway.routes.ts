@@ -1,0 +1,216 @@
+import express, {
+  Router,
+  type ErrorRequestHandler,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from 'express';
+import {
+  isInitializeRequest,
+  isJSONRPCNotification,
+  isJSONRPCRequest,
+  isJSONRPCResultResponse,
+  isJSONRPCErrorResponse,
+} from '@modelcontextprotocol/sdk/types.js';
+import { slugSchema } from '@gateway/shared';
+import type { AuditSink } from '../audit/index.ts';
+import { principalOf, requireAuth, type Authenticator } from '../auth/index.ts';
+import { RpcCode, sendRpcError } from './gateway.errors.ts';
+import type { GatewaySession, Gateway } from './gateway.service.ts';
+import type { SessionContext } from './gateway.ports.ts';
+
+const isMessage = (m: unknown) =>
+  isJSONRPCRequest(m) || isJSONRPCNotification(m) || isJSONRPCResultResponse(m) || isJSONRPCErrorResponse(m);
+
+/**
+ * Streamable HTTP endpoints: `/mcp` (aggregate) and `/mcp/{slug}` (one server), each with
+ * POST (messages), GET (the standalone SSE stream) and DELETE (end the session). Checks,
+ * in order: Origin (403), authentication (401), server visibility (404) and credential
+ * scope (403), body size (413) and JSON-RPC shape (-32700/-32600), session (404).
+ */
+export function gatewayRoutes(options: {
+  gateway: Gateway;
+  authenticators: Authenticator[];
+  audit: AuditSink;
+  bodyLimit: string;
+  publicOrigins: readonly string[];
+  allowedOrigins: readonly string[];
+}): Router {
+  const { gateway } = options;
+  const router = Router();
+  const paths = ['/mcp', '/mcp/:slug'];
+
+  // Browsers send Origin; a foreign one is refused to stop DNS-rebinding and cross-site
+  // requests reaching local sessions (MCP spec, Streamable HTTP security warning).
+  const checkOrigin: RequestHandler = (req, res, next) => {
+    const origin = req.headers.origin;
+    if (!origin) return next();
+    const own = `${req.protocol}://${req.get('host')}`;
+    if (origin === own || options.publicOrigins.includes(origin) || options.allowedOrigins.includes(origin))
+      return next();
+    sendRpcError(res, 403, RpcCode.InvalidRequest, `Origin ${origin} is not allowed`);
+  };
+
+  const auth = requireAuth({ authenticators: options.authenticators, audit: options.audit });
+  // Authentication failures on MCP paths are answered as JSON-RPC-shaped errors with the challenge.
+  const authErrors: ErrorRequestHandler = (
+    err: { status?: number; headers?: Record<string, string>; message?: string },
+    _req,
+    res,
+    next,
+  ) => {
+    if (err?.status === 401 || err?.status === 403) {
+      if (err.headers) res.set(err.headers);
+      return sendRpcError(
+        res,
+        err.status,
+        err.status === 401 ? RpcCode.InvalidRequest : RpcCode.Forbidden,
+        err.message ?? 'unauthorized',
+      );
+    }
+    next(err);
+  };
+
+  const resolveServer: RequestHandler = async (req, res, next) => {
+    const slug = req.params['slug'] as string | undefined;
+    if (slug === undefined) return next();
+    const principal = principalOf(res);
+    const server = slugSchema.safeParse(slug).success ? await gateway.deps.registry.get(slug) : undefined;
+    // A server the caller may not use is indistinguishable from one that does not exist.
+    const visible =
+      server && gateway.deps.access.canUseServer({ ...principal, serverScope: undefined }, server);
+    if (!server || !visible) return sendRpcError(res, 404, RpcCode.InvalidRequest, `no MCP server ${slug}`);
+    if (principal.serverScope && !principal.serverScope.includes(slug)) {
+      options.audit.record({
+        category: 'auth',
+        action: 'auth.scope_denied',
+        status: 'denied',
+        userId: principal.userId,
+        apiKeyId: principal.apiKeyId ?? null,
+        serverSlug: slug,
+        ip: req.ip ?? null,
+      });
+      return sendRpcError(
+        res,
+        403,
+        RpcCode.Forbidden,
+        `this credential is not allowed to use server ${slug}`,
+      );
+    }
+    res.locals['server'] = server;
+    next();
+  };
+
+  const json = express.json({ limit: options.bodyLimit, type: () => true });
+  const parseBody: RequestHandler = (req, res, next) => {
+    json(req, res, (err?: { type?: string; limit?: number }) => {
+      if (!err) return next();
+      if (err.type === 'entity.too.large')
+        return sendRpcError(res, 413, RpcCode.InvalidRequest, `message larger than ${err.limit} bytes`);
+      if (err.type === 'entity.parse.failed')
+        return sendRpcError(res, 400, RpcCode.ParseError, 'Parse error: body is not valid JSON');
+      return sendRpcError(res, 400, RpcCode.InvalidRequest, 'unreadable request body');
+    });
+  };
+
+  const context = (req: Request, res: Response): SessionContext => ({
+    principal: principalOf(res),
+    ip: req.ip,
+  });
+
+  const findSession = (req: Request, res: Response): GatewaySession | undefined => {
+    const id = req.header('mcp-session-id');
+    const bodyId = (req.body as { id?: unknown } | undefined)?.id;
+    if (!id) {
+      sendRpcError(
+        res,
+        400,
+        RpcCode.InvalidRequest,
+        'Bad Request: Mcp-Session-Id header is required',
+        bodyId,
+      );
+      return undefined;
+    }
+    const session = gateway.findSession(id, principalOf(res));
+    const slug = req.params['slug'] as string | undefined;
+    // Unknown, ended, another user's, or another endpoint's session: 404, so the client re-initializes.
+    if (!session || session.slug !== slug) {
+      sendRpcError(res, 404, RpcCode.SessionNotFound, 'Session not found', bodyId);
+      return undefined;
+    }
+    return session;
+  };
+
+  router.post(paths, checkOrigin, auth, authErrors, resolveServer, parseBody, async (req: Request, res: Response) => {
+    const body: unknown = req.body;
+    const messages = Array.isArray(body) ? body : [body];
+    if (!messages.length || !messages.every(isMessage)) {
+      return sendRpcError(
+        res,
+        400,
+        RpcCode.InvalidRequest,
+        'Invalid Request: body is not a JSON-RPC message',
+        (body as { id?: unknown })?.id,
+      );
+    }
+    try {
+      if (req.header('mcp-session-id')) {
+        const session = findSession(req, res);
+        if (session) await session.transport.handleRequest(req, res, body);
+        return;
+      }
+      if (!isInitializeRequest(body)) {
+        return sendRpcError(
+          res,
+          400,
+          RpcCode.InvalidRequest,
+          'Bad Request: no Mcp-Session-Id, and not an initialize request',
+          (body as { id?: unknown })?.id,
+        );
+      }
+      const server = res.locals['server'];
+      const transport = server
+        ? await gateway.createServerSession(server, context(req, res), body as never)
+        : await gateway.createAggregateSession(context(req, res));
+      await transport.handleRequest(req, res, body);
+    } catch (err) {
+      gateway.deps.logger.error({ err }, 'MCP POST failed');
+      sendRpcError(res, 500, RpcCode.InternalError, 'internal error', (body as { id?: unknown })?.id);
+    }
+  });
+
+  router.get(paths, checkOrigin, auth, authErrors, resolveServer, async (req: Request, res: Response) => {
+    const session = findSession(req, res);
+    if (!session) return;
+    // The SDK registers the standalone stream before writing its 200; from then on messages
+    // for it can be sent, so the session stops buffering them.
+    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+    res.writeHead = ((status: number, ...rest: unknown[]) => {
+      const result = writeHead(status, ...rest);
+      if (status === 200) session.standaloneStreamOpened();
+      return result;
+    }) as typeof res.writeHead;
+    res.once('close', () => {
+      if (res.statusCode === 200) session.standaloneStreamClosed();
+    });
+    try {
+      await session.transport.handleRequest(req, res);
+    } catch (err) {
+      gateway.deps.logger.error({ err }, 'MCP GET failed');
+      sendRpcError(res, 500, RpcCode.InternalError, 'internal error');
+    }
+  });
+
+  router.delete(paths, checkOrigin, auth, authErrors, resolveServer, async (req: Request, res: Response) => {
+    const session = findSession(req, res);
+    if (!session) return;
+    try {
+      await session.transport.handleRequest(req, res);
+    } catch (err) {
+      gateway.deps.logger.error({ err }, 'MCP DELETE failed');
+      sendRpcError(res, 500, RpcCode.InternalError, 'internal error');
+    }
+  });
+
+  return router;
+}

@@ -1,0 +1,401 @@
+import { randomUUID } from 'node:crypto';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { JSONRPCNotification, JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { Capabilities } from '@gateway/shared';
+import type { Logger } from '../../platform/logging/logger.ts';
+import type { AuditEventInput } from '../audit/index.ts';
+import type { Principal } from '../auth/index.ts';
+import type { ServerRecord } from '../registry/index.ts';
+import { AggregateSession } from './aggregate.session.ts';
+import { RpcCode } from './gateway.errors.ts';
+import type { GatewayDeps, SessionContext } from './gateway.ports.ts';
+import { McpRelay, type SettledRequest, type UpstreamTransport } from './mcp.relay.ts';
+import { remoteUpstream, StdioPool, type UpstreamIdentity } from './upstream.connector.ts';
+
+/** One downstream MCP session: its transport and what relays it. */
+export interface GatewaySession {
+  readonly id: string;
+  readonly kind: 'server' | 'aggregate';
+  readonly slug: string | undefined;
+  readonly context: SessionContext;
+  readonly transport: StreamableHTTPServerTransport;
+  /** Called when the GET stream opens/closes, so messages for it are buffered meanwhile. */
+  standaloneStreamOpened(): void;
+  standaloneStreamClosed(): void;
+  close(): Promise<void>;
+  lastSeen: number;
+}
+
+/** A connection to one upstream for one session, with the credential scope used (for audit). */
+export interface UpstreamConnection {
+  transport: UpstreamTransport;
+  credentialScope: string;
+}
+
+const textOf = (v: unknown) => (typeof v === 'string' ? v : undefined);
+
+/**
+ * The MCP gateway: owns downstream sessions (one SDK server transport each), opens one
+ * upstream session per downstream session under the caller's credentials, and relays
+ * messages with policy and audit on the way. Sessions live in this process's memory:
+ * behind a load balancer, route on Mcp-Session-Id (an unknown id answers 404).
+ */
+export class Gateway {
+  readonly #deps: GatewayDeps;
+  readonly #logger: Logger;
+  readonly #sessions = new Map<string, GatewaySession>();
+  readonly #pool: StdioPool;
+  readonly #reaper: NodeJS.Timeout;
+  #closing = false;
+
+  constructor(deps: GatewayDeps) {
+    this.#deps = deps;
+    this.#logger = deps.logger.child({ feature: 'gateway' });
+    this.#pool = new StdioPool({
+      size: deps.config.stdioPoolSize,
+      idleMs: deps.config.stdioPoolIdleMs,
+      logger: this.#logger,
+    });
+    this.#reaper = setInterval(() => this.#reapIdle(), Math.min(60_000, deps.config.sessionIdleMs));
+    this.#reaper.unref();
+  }
+
+  get deps(): GatewayDeps {
+    return this.#deps;
+  }
+
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  get warmProcesses(): number {
+    return this.#pool.warmCount;
+  }
+
+  /** The session with this id, if it exists and belongs to the same user. */
+  findSession(id: string, principal: Principal): GatewaySession | undefined {
+    const s = this.#sessions.get(id);
+    if (!s || s.context.principal.userId !== principal.userId) return undefined;
+    s.lastSeen = Date.now();
+    return s;
+  }
+
+  /** Opens an upstream transport for `server` under the caller's credentials. */
+  async connectUpstream(
+    server: ServerRecord,
+    context: SessionContext,
+    sessionId?: string,
+    options: { pooled?: boolean } = {},
+  ): Promise<UpstreamConnection> {
+    const resolved = await this.#deps.credentials.resolveForUse(server, {
+      userId: context.principal.userId,
+      threadId: context.threadId,
+      sessionId,
+    });
+    const missing = server.credentialFields.filter((f) => f.required && !resolved.values[f.name]);
+    if (missing.length) {
+      throw new Error(
+        `no credentials stored for ${server.slug}: set ${missing.map((f) => f.name).join(', ')} ` +
+          `with PUT /api/servers/${server.slug}/credentials`,
+      );
+    }
+    const identity: UpstreamIdentity = {
+      userId: context.principal.userId,
+      threadId: context.threadId,
+      values: resolved.values,
+    };
+    if (server.resolvedTransport.type === 'stdio') {
+      const transport =
+        options.pooled === false
+          ? new StdioClientTransport(StdioPool.spawnParams(server, identity))
+          : this.#pool.take(server, identity);
+      return { transport, credentialScope: resolved.scope };
+    }
+    await this.#deps.guardUrl(server.resolvedTransport.url);
+    return {
+      transport: remoteUpstream(server, identity, this.#deps.upstreamFetch),
+      credentialScope: resolved.scope,
+    };
+  }
+
+  /** Builds the audit record of one relayed request. */
+  auditSettled(
+    e: SettledRequest,
+    base: {
+      context: SessionContext;
+      sessionId: string | undefined;
+      slug: string | undefined;
+      clientInfo?: { name?: string; version?: string };
+      credentialScope?: string;
+    },
+  ): void {
+    const params = (e.params ?? {}) as Record<string, unknown>;
+    const response = e.response;
+    const isRpcError = response && 'error' in response;
+    const result =
+      response && 'result' in response ? (response.result as Record<string, unknown>) : undefined;
+    const toolError = e.method === 'tools/call' && result?.['isError'] === true;
+    const status: AuditEventInput['status'] =
+      e.outcome === 'denied'
+        ? 'denied'
+        : e.outcome !== 'answered' || isRpcError || toolError
+          ? 'error'
+          : 'ok';
+    const error =
+      e.error ??
+      (isRpcError
+        ? `${response.error.code}: ${response.error.message}`
+        : toolError
+          ? 'tool returned isError'
+          : undefined);
+    this.#deps.audit.record({
+      category: 'mcp',
+      action: e.method,
+      status,
+      userId: base.context.principal.userId,
+      serverSlug: base.slug ?? null,
+      toolName: e.method === 'tools/call' || e.method === 'prompts/get' ? textOf(params['name']) : undefined,
+      resourceUri: textOf(params['uri']),
+      threadId: base.context.threadId,
+      sessionId: base.sessionId,
+      apiKeyId: base.context.principal.apiKeyId,
+      oauthClientId: base.context.principal.oauthClientId,
+      clientName: base.clientInfo?.name,
+      clientVersion: base.clientInfo?.version,
+      ip: base.context.ip,
+      direction: e.direction,
+      error,
+      latencyMs: e.latencyMs,
+      requestBytes: e.requestBytes,
+      responseBytes: response ? Buffer.byteLength(JSON.stringify(response)) : null,
+      credentialScope: base.credentialScope,
+      details: {
+        ...(params['arguments'] !== undefined ? { arguments: params['arguments'] } : {}),
+        ...(result !== undefined ? { result } : {}),
+        ...(e.outcome !== 'answered' ? { outcome: e.outcome } : {}),
+      },
+    });
+  }
+
+  auditNotification(
+    direction: 'client->upstream' | 'upstream->client',
+    n: JSONRPCNotification,
+    base: { context: SessionContext; sessionId: string | undefined; slug: string | undefined },
+  ): void {
+    this.#deps.audit.record({
+      category: 'mcp',
+      action: n.method,
+      status: 'ok',
+      userId: base.context.principal.userId,
+      serverSlug: base.slug ?? null,
+      threadId: base.context.threadId,
+      sessionId: base.sessionId,
+      apiKeyId: base.context.principal.apiKeyId,
+      oauthClientId: base.context.principal.oauthClientId,
+      ip: base.context.ip,
+      direction,
+      resourceUri: textOf((n.params as Record<string, unknown> | undefined)?.['uri']),
+      details:
+        n.method === 'notifications/message' ? { level: (n.params as { level?: string })?.level } : undefined,
+    });
+  }
+
+  /** Creates a session for `/mcp/{slug}` from its initialize request; the caller hands the request to the transport. */
+  async createServerSession(
+    server: ServerRecord,
+    context: SessionContext,
+    initialize: JSONRPCRequest,
+  ): Promise<StreamableHTTPServerTransport> {
+    const clientInfo = (initialize.params as { clientInfo?: { name?: string; version?: string } } | undefined)
+      ?.clientInfo;
+    let session: GatewaySession | undefined;
+    let credentialScope = 'none';
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        if (session) this.#sessions.set(id, session);
+      },
+    });
+    const base = () => ({
+      context,
+      sessionId: transport.sessionId,
+      slug: server.slug,
+      clientInfo,
+      credentialScope,
+    });
+    const relay = new McpRelay({
+      downstream: transport,
+      upstreamName: server.slug,
+      createUpstream: async () => {
+        const connection = await this.connectUpstream(server, context, transport.sessionId);
+        credentialScope = connection.credentialScope;
+        return connection.transport;
+      },
+      requestTimeoutMs: this.#deps.config.requestTimeoutMs,
+      initializeTimeoutMs: this.#deps.config.connectTimeoutMs,
+      trackStandaloneStream: true,
+      closeDownstreamOnUpstreamClose: false,
+      authorize: (request) => this.#authorize(server, context.principal, request),
+      onSettled: (e) => this.auditSettled(e, base()),
+      onNotification: (direction, n) => this.auditNotification(direction, n, base()),
+      log: (message, error) =>
+        this.#logger.debug({ server: server.slug, err: (error as Error)?.message }, message),
+      onShutdown: () => {
+        if (transport.sessionId) this.#sessions.delete(transport.sessionId);
+      },
+    });
+    session = {
+      id: '',
+      kind: 'server',
+      slug: server.slug,
+      context,
+      transport,
+      lastSeen: Date.now(),
+      standaloneStreamOpened: () => relay.standaloneStreamOpened(),
+      standaloneStreamClosed: () => relay.standaloneStreamClosed(),
+      close: () => relay.close(),
+    };
+    await relay.start();
+    return transport;
+  }
+
+  /** Creates a session for the aggregate endpoint `/mcp`. */
+  async createAggregateSession(context: SessionContext): Promise<StreamableHTTPServerTransport> {
+    let session: GatewaySession | undefined;
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        if (session) this.#sessions.set(id, session);
+      },
+    });
+    const aggregate = new AggregateSession({
+      gateway: this,
+      downstream: transport,
+      context,
+      onShutdown: () => {
+        if (transport.sessionId) this.#sessions.delete(transport.sessionId);
+      },
+    });
+    session = {
+      id: '',
+      kind: 'aggregate',
+      slug: undefined,
+      context,
+      transport,
+      lastSeen: Date.now(),
+      standaloneStreamOpened: () => aggregate.standaloneStreamOpened(),
+      standaloneStreamClosed: () => aggregate.standaloneStreamClosed(),
+      close: () => aggregate.close(),
+    };
+    await aggregate.start();
+    return transport;
+  }
+
+  /** Policy on every request: tool-level access for tools/call. */
+  #authorize(server: ServerRecord, principal: Principal, request: JSONRPCRequest) {
+    if (request.method === 'tools/call') {
+      const name = textOf((request.params as Record<string, unknown> | undefined)?.['name']) ?? '';
+      if (!this.#deps.access.canCallTool(principal, server, name)) {
+        return {
+          code: RpcCode.Forbidden,
+          message: `tool ${name} of server ${server.slug} is not allowed for you`,
+        };
+      }
+    }
+    return undefined;
+  }
+
+  /** Servers the principal may use through the aggregate endpoint. */
+  async usableServers(principal: Principal): Promise<ServerRecord[]> {
+    return (await this.#deps.registry.list()).filter((s) => this.#deps.access.canUseServer(principal, s));
+  }
+
+  /**
+   * Capability discovery for the registry: connects as `principal` (or with no user
+   * credentials), lists everything, disconnects. Uses the SDK client: discovery is the
+   * gateway acting as a client itself, not relaying anyone.
+   */
+  async discover(server: ServerRecord, principal: Principal | undefined): Promise<Capabilities> {
+    const context: SessionContext = {
+      principal: principal ?? {
+        userId: '00000000-0000-0000-0000-000000000000',
+        displayName: 'discovery',
+        role: 'admin',
+        via: 'api_key',
+      },
+    };
+    const { transport } = await this.connectUpstream(server, context, undefined, { pooled: false }).catch((err: unknown) => {
+      throw new Error(`cannot connect: ${(err as Error).message}`);
+    });
+    let protocolVersion = 'unknown';
+    const record = transport as { setProtocolVersion?: (v: string) => void };
+    const original = record.setProtocolVersion?.bind(transport);
+    record.setProtocolVersion = (v: string) => {
+      protocolVersion = v;
+      original?.(v);
+    };
+    const client = new Client({ name: 'mcp-gateway-discovery', version: '1.0.0' }, { capabilities: {} });
+    const timeout = this.#deps.config.connectTimeoutMs;
+    try {
+      await client.connect(transport, { timeout });
+      const caps = client.getServerCapabilities() ?? {};
+      const all = async <T>(fn: (cursor?: string) => Promise<{ nextCursor?: string } & T>, key: keyof T) => {
+        const items: unknown[] = [];
+        let cursor: string | undefined;
+        for (let page = 0; page < 50; page++) {
+          const r = await fn(cursor);
+          items.push(...((r[key] as unknown[]) ?? []));
+          cursor = r.nextCursor;
+          if (!cursor) break;
+        }
+        return items;
+      };
+      const opts = { timeout };
+      const [tools, resources, resourceTemplates, prompts] = await Promise.all([
+        caps.tools ? all((cursor) => client.listTools({ cursor }, opts), 'tools') : [],
+        caps.resources ? all((cursor) => client.listResources({ cursor }, opts), 'resources') : [],
+        caps.resources
+          ? all((cursor) => client.listResourceTemplates({ cursor }, opts), 'resourceTemplates')
+          : [],
+        caps.prompts ? all((cursor) => client.listPrompts({ cursor }, opts), 'prompts') : [],
+      ]);
+      const info = client.getServerVersion();
+      return {
+        protocolVersion,
+        serverInfo: { name: info?.name ?? 'unknown', version: info?.version ?? 'unknown' },
+        capabilities: caps as Record<string, unknown>,
+        ...(client.getInstructions() ? { instructions: client.getInstructions()! } : {}),
+        tools: tools as Capabilities['tools'],
+        resources: resources as Capabilities['resources'],
+        resourceTemplates: resourceTemplates as Capabilities['resourceTemplates'],
+        prompts: prompts as Capabilities['prompts'],
+      };
+    } finally {
+      await client.close().catch(() => {});
+    }
+  }
+
+  #reapIdle() {
+    const cutoff = Date.now() - this.#deps.config.sessionIdleMs;
+    for (const [id, s] of this.#sessions) {
+      if (s.lastSeen < cutoff) {
+        this.#logger.info({ sessionId: id }, 'closing idle MCP session');
+        this.#sessions.delete(id);
+        void s.close().catch(() => {});
+      }
+    }
+  }
+
+  /** Ends every session and warm process (shutdown). */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    clearInterval(this.#reaper);
+    const sessions = [...this.#sessions.values()];
+    this.#sessions.clear();
+    await Promise.allSettled(sessions.map((s) => s.close()));
+    await this.#pool.close();
+  }
+}
