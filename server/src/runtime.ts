@@ -1,15 +1,41 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Router } from 'express';
+import express, { Router, type Express } from 'express';
 import type { Redis } from 'ioredis';
-import { AccessService } from './features/access/index.ts';
+import { AccessRepository, accessRoutes, AccessService } from './features/access/index.ts';
 import { AuditRepository, auditRoutes, AuditService } from './features/audit/index.ts';
-import { requireAuth } from './features/auth/index.ts';
-import { CredentialsRepository, CredentialsService } from './features/credentials/index.ts';
+import {
+  AuthRepository,
+  authApiRoutes,
+  OAuthServer,
+  requireAuth,
+  sharedSecret,
+  WebAuth,
+} from './features/auth/index.ts';
+import {
+  CredentialsRepository,
+  CredentialsRotation,
+  CredentialsService,
+  defineCredentialsJobs,
+  keyRotationRoutes,
+} from './features/credentials/index.ts';
 import { Gateway, gatewayRoutes } from './features/gateway/index.ts';
 import { healthRoutes, HealthService } from './features/health/index.ts';
 import { KeysRepository, keysRoutes, KeysService } from './features/keys/index.ts';
-import { RegistryRepository, registryRoutes, RegistryService, syncCatalogFile } from './features/registry/index.ts';
+import { ipRateLimit, mcpRateLimit, RateLimitService, userRateLimit } from './features/ratelimit/index.ts';
+import {
+  defineMonitoringJobs,
+  MonitoringRepository,
+  monitoringRoutes,
+  UpstreamHealthService,
+  type HealthStatusListener,
+} from './features/monitoring/index.ts';
+import {
+  RegistryRepository,
+  registryRoutes,
+  RegistryService,
+  syncCatalogFile,
+} from './features/registry/index.ts';
 import { UsersRepository } from './features/users/index.ts';
 import { loadOrCreateLocalKey, parseMasterKey, Vault } from './platform/crypto/vault.ts';
 import { defineMaintenanceJobs, MaintenanceRepository } from './features/maintenance/index.ts';
@@ -17,10 +43,13 @@ import type { Config } from './platform/config/config.ts';
 import { openDatabase, type DatabaseHandle } from './platform/db/database.ts';
 import { createApp } from './platform/http/app.ts';
 import { listen, type RunningHttpServer } from './platform/http/http-server.ts';
+import { httpsOnly, loadTls } from './platform/http/tls.ts';
 import { BullMqJobRunner } from './platform/jobs/bullmq.runner.ts';
 import { InProcessJobRunner } from './platform/jobs/inprocess.runner.ts';
 import { JobRegistry, type JobRunner } from './platform/jobs/job.registry.ts';
 import type { Logger } from './platform/logging/logger.ts';
+import { Metrics } from './platform/metrics/metrics.ts';
+import { metricsRoutes } from './platform/metrics/metrics.routes.ts';
 import { assertUrlAllowed, createGuardedFetch } from './platform/net/ssrf.ts';
 import { connectRedis, pingRedis } from './platform/redis/redis.ts';
 import { VERSION } from './version.ts';
@@ -63,7 +92,8 @@ export async function openCore(
     repository: new MaintenanceRepository(database.db),
     heartbeatIntervalMs: config.jobs.heartbeatIntervalMs,
   });
-  jobs.assertComplete();
+  // Jobs that need feature services (health checks, re-wrap) are defined by buildServices,
+  // which both processes call; runner.start() fails when a declared job has no handler.
   const runner: JobRunner =
     redis && config.redis
       ? new BullMqJobRunner(jobs, {
@@ -98,10 +128,37 @@ export interface Services {
   readonly keys: KeysService;
   readonly access: AccessService;
   readonly gateway: Gateway;
+  readonly upstreamHealth: UpstreamHealthService;
+  readonly rotation: CredentialsRotation;
+  readonly authRepo: AuthRepository;
 }
 
-/** Builds the feature services (no listening, no background work besides audit batching). */
-export async function buildServices(core: Core): Promise<Services> {
+/** Hooks into the services for cross-cutting pieces built elsewhere (metrics). */
+export interface ServiceHooks {
+  /** Called after every upstream health check (e.g. `metrics.setUpstreamHealth`). */
+  readonly onUpstreamStatus?: HealthStatusListener | undefined;
+  /** Prometheus metrics of this process (the gateway counts MCP requests into it). */
+  readonly metrics?: Metrics | undefined;
+}
+
+/**
+ * The vault over the configured master keys: ENCRYPTION_KEY (or, outside production, the
+ * key generated into DATA_DIR) seals; ENCRYPTION_PREVIOUS_KEYS still open older records.
+ */
+export async function openVault(config: Config, logger: Logger): Promise<Vault> {
+  const masterKey = config.secrets.encryptionKey
+    ? parseMasterKey(config.secrets.encryptionKey)
+    : await loadOrCreateLocalKey(config.dataDir, logger);
+  return new Vault([masterKey, ...config.secrets.previousKeys.map(parseMasterKey)]);
+}
+
+/**
+ * Builds the feature services (no listening, no background work besides audit batching)
+ * and defines the jobs that need them in `core.jobs`. Both processes call it: the server
+ * for its routes (and, without Redis, to run the jobs itself), the workers process to run
+ * the jobs on BullMQ.
+ */
+export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promise<Services> {
   const { config, logger, database } = core;
   const db = database.db;
   const audit = new AuditService(new AuditRepository(db), {
@@ -109,11 +166,9 @@ export async function buildServices(core: Core): Promise<Services> {
     batchSize: config.audit.batchSize,
     flushIntervalMs: config.audit.flushIntervalMs,
   });
-  const masterKey = config.secrets.encryptionKey
-    ? parseMasterKey(config.secrets.encryptionKey)
-    : await loadOrCreateLocalKey(config.dataDir, logger);
-  const vault = new Vault([masterKey, ...config.secrets.previousKeys.map(parseMasterKey)]);
-  const credentials = new CredentialsService(new CredentialsRepository(db), vault, audit);
+  const vault = await openVault(config, logger);
+  const credentialsRepository = new CredentialsRepository(db);
+  const credentials = new CredentialsService(credentialsRepository, vault, audit);
   const policy = config.upstream;
   const registry = new RegistryService({
     repo: new RegistryRepository(db),
@@ -124,7 +179,15 @@ export async function buildServices(core: Core): Promise<Services> {
   });
   const users = new UsersRepository(db);
   const keys = new KeysService(new KeysRepository(db), users, logger);
-  const access = new AccessService();
+  const access = new AccessService({ repo: new AccessRepository(db), audit, logger, refreshMs: 10_000 });
+  await access.reload();
+  const upstreamHealth = new UpstreamHealthService({
+    repo: new MonitoringRepository(db),
+    registry,
+    logger,
+    settings: config.health,
+    onStatus: hooks.onUpstreamStatus,
+  });
   const publicOrigins = config.http.publicUrl ? [new URL(config.http.publicUrl).origin] : [];
   const gateway = new Gateway({
     config: config.gateway,
@@ -136,9 +199,46 @@ export async function buildServices(core: Core): Promise<Services> {
     audit,
     upstreamFetch: createGuardedFetch(policy, { timeoutMs: config.gateway.connectTimeoutMs }),
     guardUrl: (url) => assertUrlAllowed(url, policy),
+    upstreamHealth,
+    metrics: hooks.metrics,
   });
   registry.setDiscoverer((server, principal) => gateway.discover(server, principal));
-  return { audit, vault, credentials, registry, users, keys, access, gateway };
+  const rotation = new CredentialsRotation({ repo: credentialsRepository, vault, audit, logger });
+  defineMonitoringJobs(core.jobs, {
+    upstreamHealth,
+    probe: (server, options) => gateway.healthCheck(server, options),
+    intervalMs: config.health.intervalMs,
+  });
+  defineCredentialsJobs(core.jobs, { rotation });
+  const authRepo = new AuthRepository(db);
+  return {
+    audit,
+    vault,
+    credentials,
+    registry,
+    users,
+    keys,
+    access,
+    gateway,
+    authRepo,
+    upstreamHealth,
+    rotation,
+  };
+}
+
+/**
+ * After a master-key change, records are still under an earlier key: queue the re-wrap job
+ * (whichever process runs jobs does it, while this one serves). Never fails start-up.
+ */
+async function queueRewrapIfNeeded(core: Core, rotation: CredentialsRotation): Promise<void> {
+  try {
+    const pending = await rotation.pending();
+    if (!pending) return;
+    core.logger.info({ pending }, 'stored secrets under an earlier master key; queueing credentials.rewrap');
+    await core.runner.enqueue('credentials.rewrap', { batchSize: 200 });
+  } catch (err) {
+    core.logger.error({ err: (err as Error).message }, 'could not queue credentials.rewrap');
+  }
 }
 
 export interface RunningServer {
@@ -148,12 +248,22 @@ export interface RunningServer {
   readonly services: Services;
   readonly core: Core;
   readonly http: RunningHttpServer;
+  /** The gateway's OAuth authorization server (issuer = `publicUrl`). */
+  readonly oauth: OAuthServer;
+  /** The URL users and clients reach the gateway at (PUBLIC_URL, or the listening URL). */
+  readonly publicUrl: string;
   /** Graceful stop: not ready, stop accepting, drain requests and jobs, close pools. */
   stop(): Promise<void>;
 }
 
 /** Starts the HTTP process: core services, job runner, express app, listening socket. */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  // Bad certificate files stop start-up before anything is opened.
+  const tls = config.http.tls ? await loadTls(config.http.tls) : undefined;
+  if (tls && tls.validTo.getTime() < Date.now()) {
+    logger.warn({ validTo: tls.validTo.toISOString() }, 'the TLS certificate in TLS_CERT_FILE has expired');
+  }
+  const metrics = new Metrics();
   const core = await openCore(config, logger, { role: 'server' });
   const probes: Record<string, () => Promise<void>> = { database: () => core.database.ping() };
   if (core.redis) {
@@ -161,51 +271,140 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     probes['redis'] = () => pingRedis(redis);
   }
   const health = new HealthService({ probes, version: VERSION });
-  let http: RunningHttpServer;
+  let http: RunningHttpServer | undefined;
   let services: Services;
   let generatedAdminKey: string | undefined;
+  let publicUrl = '';
+  let oauth: OAuthServer;
   try {
-    services = await buildServices(core);
+    services = await buildServices(core, {
+      metrics,
+      onUpstreamStatus: (slug, status, latencyMs) => metrics.setUpstreamHealth(slug, status, latencyMs),
+    });
+    const observed = services;
+    metrics.observe({
+      sessions: () => observed.gateway.sessionCount,
+      warmProcesses: () => observed.gateway.warmProcesses,
+      jobQueue: () => core.runner.depth(),
+      auditPending: () => observed.audit.pending,
+    });
     const bootstrap = await services.keys.ensureBootstrapAdmin(config.secrets.adminBootstrapToken);
     generatedAdminKey = bootstrap.generatedKey;
     if (config.gateway.serversFile) {
       await syncCatalogFile(config.gateway.serversFile, services.registry, logger);
     }
     await core.runner.start();
+    if (config.secrets.rewrapOnStart) await queueRewrapIfNeeded(core, services.rotation);
+    // Listen first: the OAuth issuer is the public URL, which may be the listening one.
+    let inner: Express | undefined;
+    const root = express();
+    root.use((req, res, next) => (inner ? inner(req, res, next) : res.status(503).end()));
+    http = await listen(root, config.http.host, config.http.port, tls);
+    publicUrl = config.http.publicUrl ?? http.url;
+    const s = services;
+    const sessionSecret =
+      config.identity.sessionSecret ?? (await sharedSecret(s.authRepo, s.vault, 'session-secret'));
+    const web = new WebAuth({
+      publicUrl: () => publicUrl,
+      secureCookies: config.isProduction || Boolean(config.http.tls) || publicUrl.startsWith('https:'),
+      sessionSecret,
+      sessionTtlMs: config.identity.sessionTtlMs,
+      oidc: config.identity.oidc,
+      users: s.users,
+      keys: s.keys,
+      repo: s.authRepo,
+      audit: s.audit,
+      logger,
+    });
+    oauth = await OAuthServer.create({
+      publicUrl,
+      trustProxy: config.http.trustProxy !== false,
+      accessTokenTtlSeconds: config.identity.accessTokenTtlSeconds,
+      refreshTokenTtlDays: config.identity.refreshTokenTtlDays,
+      allowedRedirectSchemes: config.identity.allowedRedirectSchemes,
+      repo: s.authRepo,
+      vault: s.vault,
+      users: s.users,
+      web,
+      audit: s.audit,
+      logger,
+    });
+    const oauthServer = oauth;
+    const bearer = [
+      { authenticate: (token: string, path: string) => oauthServer.authenticate(token, path) },
+      s.keys,
+    ];
+    const limits = new RateLimitService({
+      settings: config.rateLimit,
+      redis: core.redis && config.redis ? { client: core.redis, prefix: config.redis.prefix } : undefined,
+      audit: s.audit,
+      metrics,
+      logger,
+    });
     const mcp = gatewayRoutes({
-      gateway: services.gateway,
-      authenticators: [services.keys],
-      audit: services.audit,
+      admit: mcpRateLimit(limits),
+      gateway: s.gateway,
+      authenticators: bearer,
+      challenge: (req) => oauthServer.challenge(req.originalUrl.split('?')[0] ?? ''),
+      audit: s.audit,
       bodyLimit: config.http.bodyLimit,
-      publicOrigins: services.gateway.deps.publicOrigins,
+      publicOrigins: [new URL(publicUrl).origin, ...s.gateway.deps.publicOrigins],
       allowedOrigins: config.gateway.allowedOrigins,
     });
     const api = Router();
-    api.use('/api', requireAuth({ authenticators: [services.keys], audit: services.audit }));
-    api.use(registryRoutes(services));
-    api.use(keysRoutes(services));
-    api.use(auditRoutes(services.audit));
-    const app = createApp({
+    api.use(
+      '/api',
+      web.session,
+      requireAuth({ authenticators: [s.keys], audit: s.audit, session: web.sessionAuthenticator() }),
+      userRateLimit(limits),
+    );
+    api.use(authApiRoutes({ web, oauth: oauthServer, users: s.users }));
+    api.use(registryRoutes(s));
+    api.use(monitoringRoutes(s));
+    api.use(keyRotationRoutes(s));
+    api.use(keysRoutes(s));
+    api.use(accessRoutes(s));
+    api.use(auditRoutes(s.audit));
+    const webRoutes = Router();
+    webRoutes.use('/auth', web.session);
+    webRoutes.use(web.routes());
+    inner = createApp({
       logger,
       bodyLimit: config.http.bodyLimit,
       trustProxy: config.http.trustProxy,
       clientDistDir: config.http.clientDistDir ?? DEFAULT_CLIENT_DIST,
-      routers: [healthRoutes(health), mcp, api],
+      early: [
+        metrics.httpMiddleware(),
+        httpsOnly({ enabled: config.isProduction, publicUrl: config.http.publicUrl }),
+      ],
+      // Health checks and /metrics before the per-address limit: probes must never be refused.
+      routers: [
+        healthRoutes(health),
+        metricsRoutes(metrics, { token: config.metrics.token }),
+        ipRateLimit(limits),
+        oauthServer.routes(),
+        webRoutes,
+        mcp,
+        api,
+      ],
     });
-    http = await listen(app, config.http.host, config.http.port);
   } catch (err) {
+    await http?.close(100).catch(() => {});
     await services!?.gateway.close().catch(() => {});
     await core.runner.stop(1_000).catch(() => {});
     await core.close();
     throw err;
   }
   let stopping: Promise<void> | undefined;
+  const listening = http;
   return {
-    url: http.url,
+    url: listening.url,
+    publicUrl,
+    oauth,
     generatedAdminKey,
     services,
     core,
-    http,
+    http: listening,
     stop() {
       stopping ??= (async () => {
         const budget = config.shutdownTimeoutMs;
@@ -213,8 +412,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         health.markShuttingDown();
         // Sessions first: their open SSE streams would otherwise hold the listener open.
         await services.gateway.close();
-        await http.close(Math.max(100, budget * 0.6));
+        await listening.close(Math.max(100, budget * 0.6));
         await core.runner.stop(Math.max(100, budget - (Date.now() - started) - 1_000));
+        services.access.stop();
         await services.audit.stop(Math.max(100, budget - (Date.now() - started) - 300));
         await core.close();
       })();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { slugSchema } from './servers.ts';
 
 /**
  * Every background job, with the schema of its payload. Both job runners (BullMQ in the
@@ -10,6 +11,17 @@ export const jobPayloadSchemas = {
   'maintenance.heartbeat': z.object({
     /** Free text carried into the heartbeat row, for tracing a job back to its producer. */
     source: z.string().max(200).default('schedule'),
+  }),
+  /** Connects to every enabled upstream (or the one named), pings it, records its health. */
+  'health.check': z.object({
+    source: z.string().max(200).default('schedule'),
+    /** Check this server only. */
+    server: slugSchema.optional(),
+  }),
+  /** Re-wraps stored secrets still under an earlier master key (after ENCRYPTION_KEY changed). */
+  'credentials.rewrap': z.object({
+    /** Records per database round trip. */
+    batchSize: z.number().int().min(1).max(10_000).default(200),
   }),
 } as const;
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { UpstreamStatus } from './upstream-health.ts';
 
 /** URL-safe server identifier used in `/mcp/{slug}` and as the `{slug}__` tool prefix. */
 export const slugSchema = z
@@ -140,6 +141,8 @@ export interface ServerView {
   capabilities: Capabilities | null;
   capabilitiesAt: string | null;
   capabilitiesError: string | null;
+  /** Latest upstream health-check status (GET /api/servers/{slug}/health has the details). */
+  health?: UpstreamStatus;
   createdAt: string;
   updatedAt: string;
 }

@@ -1,12 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { api, createUserKey, useServer } from '../support/server.ts';
+import { api, createUserKey, grant, useServer } from '../support/server.ts';
 import { engines } from '../support/database.ts';
 
 const stdioServer = (slug: string, extra: Record<string, unknown> = {}) => ({
   slug,
   name: `Server ${slug}`,
-  transport: { type: 'stdio', command: 'node', args: ['-e', 'setTimeout(()=>{},1)'], env: { STATIC_SECRET: 's3cr3t-static' } },
+  transport: {
+    type: 'stdio',
+    command: 'node',
+    args: ['-e', 'setTimeout(()=>{},1)'],
+    env: { STATIC_SECRET: 's3cr3t-static' },
+  },
   credentialFields: [{ name: 'USER_TOKEN', kind: 'env', secret: true, required: true }],
   ...extra,
 });
@@ -67,13 +72,19 @@ describe.each(await engines())('REST API on %s', (engine) => {
       [{ ...stdioServer('Bad Slug') }, 'body.slug'],
       [{ ...stdioServer('b1'), transport: { type: 'stdio' } }, 'body.transport.command'],
       [{ ...stdioServer('b2'), transport: { type: 'ftp', url: 'x' } }, 'body.transport.type'],
-      [{ ...stdioServer('b3'), credentialFields: [{ name: 'X-Key', kind: 'header' }] }, 'body.credentialFields.0.kind'],
+      [
+        { ...stdioServer('b3'), credentialFields: [{ name: 'X-Key', kind: 'header' }] },
+        'body.credentialFields.0.kind',
+      ],
       [{ ...stdioServer('b4'), extra: 1 }, 'body'],
       [
         { slug: 'b5', name: 'r', transport: { type: 'streamable-http', url: 'https://169.254.169.254/mcp' } },
         'body.transport.url',
       ],
-      [{ slug: 'b6', name: 'r', transport: { type: 'streamable-http', url: 'ftp://example.com/mcp' } }, 'body.transport.url'],
+      [
+        { slug: 'b6', name: 'r', transport: { type: 'streamable-http', url: 'ftp://example.com/mcp' } },
+        'body.transport.url',
+      ],
     ])('rejects an invalid definition naming the field (%#)', async (body, path) => {
       const res = await ctx.admin.post('/api/servers', body);
       expect(res.status).toBe(400);
@@ -85,14 +96,21 @@ describe.each(await engines())('REST API on %s', (engine) => {
 
     it('refuses a duplicate slug with 409 and leaves the first unchanged', async () => {
       await ctx.admin.post('/api/servers', { ...stdioServer('dup'), enabled: false });
-      const res = await ctx.admin.post('/api/servers', { ...stdioServer('dup'), name: 'Other', enabled: false });
+      const res = await ctx.admin.post('/api/servers', {
+        ...stdioServer('dup'),
+        name: 'Other',
+        enabled: false,
+      });
       expect(res.status).toBe(409);
       expect((await ctx.admin.get('/api/servers/dup')).body.name).toBe('Server dup');
     });
 
     it('updates, disables and deletes', async () => {
       await ctx.admin.post('/api/servers', { ...stdioServer('beta'), enabled: false });
-      const patched = await ctx.admin.patch('/api/servers/beta', { description: 'changed', sensitiveTools: ['rm'] });
+      const patched = await ctx.admin.patch('/api/servers/beta', {
+        description: 'changed',
+        sensitiveTools: ['rm'],
+      });
       expect(patched.status).toBe(200);
       expect(patched.body).toMatchObject({ description: 'changed', sensitiveTools: ['rm'] });
       expect((await ctx.admin.patch('/api/servers/beta', {})).status).toBe(400);
@@ -119,7 +137,8 @@ describe.each(await engines())('REST API on %s', (engine) => {
 
   describe('user credentials', () => {
     it('stores values for declared fields only, and lists names never values', async () => {
-      await ctx.admin.post('/api/servers', { ...stdioServer('creds'), enabled: true }).catch(() => {});
+      await ctx.admin.post('/api/servers', { ...stdioServer('creds'), enabled: true });
+      await grant(ctx.admin, 'creds');
       const { client } = await createUserKey(ctx.server, 'dave');
       const bad = await client.put('/api/servers/creds/credentials', { values: { NOPE: 'x' } });
       expect(bad.status).toBe(400);
@@ -127,7 +146,9 @@ describe.each(await engines())('REST API on %s', (engine) => {
       const missing = await client.put('/api/servers/creds/credentials', { values: {} });
       expect(missing.status).toBe(400);
       expect(missing.body.error.issues[0].path).toBe('body.values.USER_TOKEN');
-      const ok = await client.put('/api/servers/creds/credentials', { values: { USER_TOKEN: 'dave-secret-1' } });
+      const ok = await client.put('/api/servers/creds/credentials', {
+        values: { USER_TOKEN: 'dave-secret-1' },
+      });
       expect(ok.status).toBe(200);
       expect(ok.body).toMatchObject({ serverSlug: 'creds', fields: ['USER_TOKEN'], threadId: null });
       const list = await client.get('/api/credentials');
@@ -160,7 +181,9 @@ describe.each(await engines())('REST API on %s', (engine) => {
 
     it('refuses expired keys and past expiry dates', async () => {
       const { client, user } = await createUserKey(ctx.server, 'frank');
-      expect((await client.post('/api/keys', { name: 'old', expiresAt: '2001-01-01T00:00:00Z' })).status).toBe(400);
+      expect(
+        (await client.post('/api/keys', { name: 'old', expiresAt: '2001-01-01T00:00:00Z' })).status,
+      ).toBe(400);
       const soon = await ctx.server.services.keys.create(
         { userId: user.id, displayName: 'frank', role: 'user', via: 'api_key' },
         { name: 'soon', expiresAt: new Date(Date.now() + 300).toISOString() },
@@ -199,11 +222,15 @@ describe.each(await engines())('REST API on %s', (engine) => {
       const first = await ctx.admin.get('/api/audit?action=api_key.create&limit=2');
       expect(first.body.events).toHaveLength(2);
       expect(first.body.nextCursor).toBeTruthy();
-      const second = await ctx.admin.get(`/api/audit?action=api_key.create&limit=2&cursor=${first.body.nextCursor}`);
+      const second = await ctx.admin.get(
+        `/api/audit?action=api_key.create&limit=2&cursor=${first.body.nextCursor}`,
+      );
       expect(second.body.events).toHaveLength(2);
       const ids = new Set([...first.body.events, ...second.body.events].map((e: { id: string }) => e.id));
       expect(ids.size).toBe(4);
-      expect(Date.parse(first.body.events[1].at)).toBeGreaterThanOrEqual(Date.parse(second.body.events[0].at));
+      expect(Date.parse(first.body.events[1].at)).toBeGreaterThanOrEqual(
+        Date.parse(second.body.events[0].at),
+      );
       expect((await ctx.admin.get('/api/audit?limit=0')).status).toBe(400);
       expect((await ctx.admin.get('/api/audit?cursor=%%%')).status).toBe(400);
       expect((await ctx.admin.get('/api/audit?bogus=1')).status).toBe(400);
@@ -243,10 +270,13 @@ describe('MCP_SERVERS_FILE', () => {
       expect(again.updated.sort()).toEqual(['everything', 'remote']);
       const remote = await server.services.registry.require('remote');
       expect(remote.source).toBe('file');
-      expect(remote.resolvedTransport).toMatchObject({ type: 'streamable-http', headers: { 'X-Api-Key': 'k' } });
-      await expect(syncCatalogFile(`${file}.missing`, server.services.registry, testLogger())).rejects.toThrow(
-        /MCP_SERVERS_FILE .*servers\.json\.missing/,
-      );
+      expect(remote.resolvedTransport).toMatchObject({
+        type: 'streamable-http',
+        headers: { 'X-Api-Key': 'k' },
+      });
+      await expect(
+        syncCatalogFile(`${file}.missing`, server.services.registry, testLogger()),
+      ).rejects.toThrow(/MCP_SERVERS_FILE .*servers\.json\.missing/);
       expect(await readFile(file, 'utf8')).toContain('mcpServers');
     } finally {
       await server.stop();

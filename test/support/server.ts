@@ -60,10 +60,30 @@ export function useServer(engine: Engine = 'pglite', env: Env = {}) {
 
 /** Creates a user-role principal and an API key for it (through the database layer). */
 export async function createUserKey(server: RunningServer, name: string, servers?: string[]) {
-  const user = await server.services.users.upsertBySubject({ subject: `test|${name}`, displayName: name, role: 'user' });
+  const user = await server.services.users.upsertBySubject({
+    subject: `test|${name}`,
+    displayName: name,
+    role: 'user',
+  });
   const created = await server.services.keys.create(
     { userId: user.id, displayName: name, role: 'user', via: 'api_key' },
     { name: `${name}-key`, ...(servers ? { servers } : {}) },
   );
   return { user, key: created.key, client: api(server.url, created.key) };
+}
+
+/** Grants access to a server through the admin REST API (everyone by default). */
+export async function grant(
+  admin: ReturnType<typeof api>,
+  server: string,
+  rule: { subjectType?: 'user' | 'group' | 'everyone'; subject?: string; tools?: string[] } = {},
+) {
+  const res = await admin.post('/api/access-rules', {
+    subjectType: rule.subjectType ?? 'everyone',
+    server,
+    ...(rule.subject ? { subject: rule.subject } : {}),
+    ...(rule.tools ? { tools: rule.tools } : {}),
+  });
+  if (res.status !== 201) throw new Error(`grant failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as { id: string };
 }

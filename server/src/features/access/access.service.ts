@@ -1,33 +1,154 @@
-import type { Principal } from '../auth/index.ts';
+import type { AccessRuleView, CreateAccessRule } from '@gateway/shared';
+import { notFound } from '../../platform/http/errors.ts';
+import type { Logger } from '../../platform/logging/logger.ts';
+import type { AuditSink } from '../audit/index.ts';
+import type { Principal } from '../auth/principal.ts';
+import type { AccessRepository } from './access.repository.ts';
 
 /** The part of a server that access decisions look at. */
 export interface AccessTarget {
+  id?: string;
   slug: string;
   enabled: boolean;
 }
 
+interface CompiledRule {
+  id: string;
+  subjectType: 'user' | 'group' | 'everyone';
+  subject: string;
+  slug: string;
+  tools: Set<string> | null;
+}
+
 /**
- * Who may use which server and tool. Decisions are made from memory on every request.
- * Today: admins and users may use every enabled server, narrowed by the credential's
- * server scope (API keys created for some servers only). Role- and tool-level rules plug
- * in here.
+ * Who may use which server and tool. Rules grant a user, a group or everyone a server, or
+ * only listed tools of it; no rule, no access. Admins may use every enabled server.
+ * Decisions come from an in-memory copy of the rules: changes through this service apply
+ * at once in this process, and every replica reloads the rules every `refreshMs` (so a
+ * change made on another replica applies within that time).
  */
 export class AccessService {
-  /** May the caller use this server through the gateway? */
-  canUseServer(principal: Principal, server: AccessTarget): boolean {
-    if (!server.enabled) return false;
-    if (principal.serverScope && !principal.serverScope.includes(server.slug)) return false;
-    return true;
+  readonly #repo: AccessRepository | undefined;
+  readonly #audit: AuditSink | undefined;
+  readonly #logger: Logger | undefined;
+  #rules: CompiledRule[] = [];
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    deps: { repo?: AccessRepository; audit?: AuditSink; logger?: Logger; refreshMs?: number } = {},
+  ) {
+    this.#repo = deps.repo;
+    this.#audit = deps.audit;
+    this.#logger = deps.logger;
+    if (deps.repo && deps.refreshMs) {
+      this.#timer = setInterval(() => {
+        this.reload().catch((err: unknown) => this.#logger?.warn({ err }, 'could not reload access rules'));
+      }, deps.refreshMs);
+      this.#timer.unref();
+    }
   }
 
-  /** May the caller call this tool of a server they may use? */
-  canCallTool(principal: Principal, server: AccessTarget, _tool: string): boolean {
-    return this.canUseServer(principal, server);
+  async reload(): Promise<void> {
+    if (!this.#repo) return;
+    const rows = await this.#repo.listWithSlugs();
+    this.#rules = rows.map(({ rule, slug }) => ({
+      id: rule.id,
+      subjectType: rule.subjectType,
+      subject: rule.subject,
+      slug,
+      tools: rule.tools ? new Set(rule.tools) : null,
+    }));
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  #matching(principal: Principal, slug: string): CompiledRule[] {
+    const groups = principal.groups ?? [];
+    return this.#rules.filter(
+      (r) =>
+        r.slug === slug &&
+        (r.subjectType === 'everyone' ||
+          (r.subjectType === 'user' && r.subject === principal.userId) ||
+          (r.subjectType === 'group' && groups.includes(r.subject))),
+    );
+  }
+
+  #inScope(principal: Principal, slug: string) {
+    return !principal.serverScope || principal.serverScope.includes(slug);
+  }
+
+  /** May the caller use this server through the gateway? */
+  canUseServer(principal: Principal, server: AccessTarget): boolean {
+    if (!server.enabled || !this.#inScope(principal, server.slug)) return false;
+    if (principal.role === 'admin') return true;
+    return this.#matching(principal, server.slug).length > 0;
+  }
+
+  /** May the caller call this tool of the server? */
+  canCallTool(principal: Principal, server: AccessTarget, tool: string): boolean {
+    if (!server.enabled || !this.#inScope(principal, server.slug)) return false;
+    if (principal.role === 'admin') return true;
+    return this.#matching(principal, server.slug).some((r) => r.tools === null || r.tools.has(tool));
   }
 
   /** May the caller see this server's catalog entry over REST? Admins see every server. */
   canViewServer(principal: Principal, server: AccessTarget): boolean {
-    if (principal.role === 'admin') return !principal.serverScope || principal.serverScope.includes(server.slug);
+    if (principal.role === 'admin') return this.#inScope(principal, server.slug);
     return this.canUseServer(principal, server);
+  }
+
+  list(): AccessRuleView[] {
+    return this.#rules.map((r) => ({
+      id: r.id,
+      subjectType: r.subjectType,
+      subject: r.subject,
+      server: r.slug,
+      tools: r.tools ? [...r.tools] : null,
+    }));
+  }
+
+  async create(principal: Principal, input: CreateAccessRule, serverId: string): Promise<AccessRuleView> {
+    if (!this.#repo) throw new Error('access rules are not persisted in this process');
+    const row = await this.#repo.insert({
+      subjectType: input.subjectType,
+      subject: input.subjectType === 'everyone' ? '' : input.subject!,
+      serverId,
+      tools: input.tools ?? null,
+      createdBy: principal.userId,
+    });
+    await this.reload();
+    this.#audit?.record({
+      category: 'admin',
+      action: 'access_rule.create',
+      status: 'ok',
+      userId: principal.userId,
+      apiKeyId: principal.apiKeyId ?? null,
+      serverSlug: input.server,
+      details: {
+        ruleId: row.id,
+        subjectType: input.subjectType,
+        subject: row.subject,
+        tools: input.tools ?? null,
+      },
+    });
+    return this.list().find((r) => r.id === row.id)!;
+  }
+
+  async delete(principal: Principal, id: string): Promise<void> {
+    if (!this.#repo) throw new Error('access rules are not persisted in this process');
+    const existing = this.#rules.find((r) => r.id === id);
+    if (!(await this.#repo.delete(id))) throw notFound('access rule');
+    await this.reload();
+    this.#audit?.record({
+      category: 'admin',
+      action: 'access_rule.delete',
+      status: 'ok',
+      userId: principal.userId,
+      apiKeyId: principal.apiKeyId ?? null,
+      serverSlug: existing?.slug ?? null,
+      details: { ruleId: id },
+    });
   }
 }

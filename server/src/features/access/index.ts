@@ -1,1 +1,3 @@
+export { AccessRepository } from './access.repository.ts';
 export { AccessService, type AccessTarget } from './access.service.ts';
+export { accessRoutes } from './access.routes.ts';

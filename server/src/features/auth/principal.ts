@@ -8,6 +8,8 @@ export interface Principal {
   readonly userId: string;
   readonly displayName: string;
   readonly role: Role;
+  /** Groups from the identity provider (access rules may grant a group). */
+  readonly groups?: readonly string[] | undefined;
   /** How the caller proved who they are. */
   readonly via: 'api_key' | 'oauth' | 'session';
   readonly apiKeyId?: string | undefined;

@@ -10,7 +10,9 @@ import { users } from '../users/users.schema.ts';
 export const credentials = pgTable(
   'credentials',
   {
-    id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
     scope: text('scope', { enum: ['user', 'server'] }).notNull(),
     userId: uuid('user_id').references(() => users.id, { onDelete: 'cascade' }),
     serverId: uuid('server_id').notNull(),

@@ -18,7 +18,8 @@ export interface ResolvedCredentials {
   scope: 'thread' | 'user' | 'none';
 }
 
-const aad = (o: CredentialOwner) => `${o.scope}|${o.serverId}|${o.userId ?? ''}|${o.threadId}`;
+/** Binds a sealed record to its owner (the vault's additional authenticated data); rotation re-uses it. */
+export const aad = (o: CredentialOwner) => `${o.scope}|${o.serverId}|${o.userId ?? ''}|${o.threadId}`;
 
 /**
  * Secrets for upstream servers, sealed by the vault. A user's values for a server (optionally
@@ -48,7 +49,11 @@ export class CredentialsService {
   }
 
   /** Stores a user's values for a server, checked against the server's declared fields. */
-  async putUserValues(userId: string, server: CredentialTarget, input: PutCredentials): Promise<CredentialView> {
+  async putUserValues(
+    userId: string,
+    server: CredentialTarget,
+    input: PutCredentials,
+  ): Promise<CredentialView> {
     const declared = new Map(server.credentialFields.map((f) => [f.name, f]));
     for (const name of Object.keys(input.values)) {
       if (!declared.has(name)) {
@@ -64,7 +69,12 @@ export class CredentialsService {
         ]);
       }
     }
-    const owner: CredentialOwner = { scope: 'user', serverId: server.id, userId, threadId: input.threadId ?? '' };
+    const owner: CredentialOwner = {
+      scope: 'user',
+      serverId: server.id,
+      userId,
+      threadId: input.threadId ?? '',
+    };
     const row = await this.#store(owner, input.values);
     this.#audit.record({
       category: 'credential',
@@ -75,11 +85,21 @@ export class CredentialsService {
       threadId: input.threadId ?? null,
       details: { fields: Object.keys(input.values) },
     });
-    return { serverSlug: server.slug, threadId: input.threadId ?? null, fields: row.fieldNames.split(',').filter(Boolean), updatedAt: row.updatedAt.toISOString() };
+    return {
+      serverSlug: server.slug,
+      threadId: input.threadId ?? null,
+      fields: row.fieldNames.split(',').filter(Boolean),
+      updatedAt: row.updatedAt.toISOString(),
+    };
   }
 
   async deleteUserValues(userId: string, server: CredentialTarget, threadId?: string): Promise<void> {
-    const ok = await this.#repo.delete({ scope: 'user', serverId: server.id, userId, threadId: threadId ?? '' });
+    const ok = await this.#repo.delete({
+      scope: 'user',
+      serverId: server.id,
+      userId,
+      threadId: threadId ?? '',
+    });
     if (!ok) throw notFound('credential');
     this.#audit.record({
       category: 'credential',
@@ -113,11 +133,21 @@ export class CredentialsService {
     let resolved: ResolvedCredentials = { values: {}, scope: 'none' };
     if (server.credentialFields.length) {
       const thread = context.threadId
-        ? await this.#open({ scope: 'user', serverId: server.id, userId: context.userId, threadId: context.threadId })
+        ? await this.#open({
+            scope: 'user',
+            serverId: server.id,
+            userId: context.userId,
+            threadId: context.threadId,
+          })
         : undefined;
       if (thread) resolved = { values: thread, scope: 'thread' };
       else if (!(context.threadId && server.threadIsolated)) {
-        const user = await this.#open({ scope: 'user', serverId: server.id, userId: context.userId, threadId: '' });
+        const user = await this.#open({
+          scope: 'user',
+          serverId: server.id,
+          userId: context.userId,
+          threadId: '',
+        });
         if (user) resolved = { values: user, scope: 'user' };
       }
       this.#audit.record({

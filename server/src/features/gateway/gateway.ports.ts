@@ -28,6 +28,24 @@ export interface GatewayDeps {
   readonly upstreamFetch: typeof fetch;
   /** Rejects when a remote URL is not allowed (checked before every connection). */
   readonly guardUrl: (url: string) => Promise<void>;
+  /** Latest upstream health; servers found down are left out of the aggregate endpoint. */
+  readonly upstreamHealth?: { downSlugs(): Promise<ReadonlySet<string>> } | undefined;
+  /** Counts every settled MCP request (Prometheus); optional so tools and tests can leave it out. */
+  readonly metrics?: GatewayMetrics | undefined;
+}
+
+/** Where the gateway reports each MCP request it relayed or answered (platform/metrics implements it). */
+export interface GatewayMetrics {
+  recordMcpRequest(sample: {
+    /** Server slug; `_aggregate` for what the aggregate endpoint answers itself. */
+    server: string;
+    method: string;
+    /** Tool or prompt name (tools/call, prompts/get); empty otherwise. */
+    tool: string;
+    /** ok, error, tool_error, denied, timeout, cancelled, failed. */
+    status: string;
+    latencyMs: number;
+  }): void;
 }
 
 /** Who a downstream session acts for, and where it came from (for audit). */

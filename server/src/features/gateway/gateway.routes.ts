@@ -14,7 +14,8 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { slugSchema } from '@gateway/shared';
 import type { AuditSink } from '../audit/index.ts';
-import { principalOf, requireAuth, type Authenticator } from '../auth/index.ts';
+import { principalOf, requireAuth, type Authenticator, type Principal } from '../auth/index.ts';
+import { splitName } from './aggregate.names.ts';
 import { RpcCode, sendRpcError } from './gateway.errors.ts';
 import type { GatewaySession, Gateway } from './gateway.service.ts';
 import type { SessionContext } from './gateway.ports.ts';
@@ -23,18 +24,58 @@ const isMessage = (m: unknown) =>
   isJSONRPCRequest(m) || isJSONRPCNotification(m) || isJSONRPCResultResponse(m) || isJSONRPCErrorResponse(m);
 
 /**
+ * A check every MCP request passes before it reaches a session (rate limits): it answers a
+ * refused request itself and resolves false. `toolCalls` are the body's `tools/call`s with
+ * the server each goes to (on `/mcp`, split from `{server}__{tool}`).
+ */
+export type McpAdmission = (
+  req: Request,
+  res: Response,
+  request: {
+    principal: Principal;
+    slug: string | undefined;
+    toolCalls: { slug: string; tool: string }[];
+    rpcId: unknown;
+  },
+) => Promise<boolean>;
+
+const requestIdOf = (req: Request) => String((req as { id?: unknown }).id ?? '');
+
+/** The `tools/call`s in a POST body and their servers (`slug` on `/mcp/{slug}`, from the name on `/mcp`). */
+function toolCallsOf(messages: unknown[], slug: string | undefined): { slug: string; tool: string }[] {
+  const calls: { slug: string; tool: string }[] = [];
+  for (const m of messages) {
+    if (!isJSONRPCRequest(m) || m.method !== 'tools/call') continue;
+    const name = (m.params as { name?: unknown } | undefined)?.name;
+    if (typeof name !== 'string') continue;
+    if (slug !== undefined) {
+      calls.push({ slug, tool: name });
+      continue;
+    }
+    const split = splitName(name);
+    if (split) calls.push({ slug: split.slug, tool: split.name });
+  }
+  return calls;
+}
+
+/**
  * Streamable HTTP endpoints: `/mcp` (aggregate) and `/mcp/{slug}` (one server), each with
  * POST (messages), GET (the standalone SSE stream) and DELETE (end the session). Checks,
  * in order: Origin (403), authentication (401), server visibility (404) and credential
- * scope (403), body size (413) and JSON-RPC shape (-32700/-32600), session (404).
+ * scope (403), body size (413) and JSON-RPC shape (-32700/-32600), rate limits (429),
+ * session (404).
  */
 export function gatewayRoutes(options: {
   gateway: Gateway;
   authenticators: Authenticator[];
+  /** Extra WWW-Authenticate parameters for a 401 on a path (OAuth protected resource metadata). */
+  challenge?: (req: Request) => string | undefined;
   audit: AuditSink;
   bodyLimit: string;
   publicOrigins: readonly string[];
   allowedOrigins: readonly string[];
+  /** Rate limits: asked after authentication and body parsing, before the session sees anything. */
+  admit?: McpAdmission | undefined;
 }): Router {
   const { gateway } = options;
   const router = Router();
@@ -51,7 +92,11 @@ export function gatewayRoutes(options: {
     sendRpcError(res, 403, RpcCode.InvalidRequest, `Origin ${origin} is not allowed`);
   };
 
-  const auth = requireAuth({ authenticators: options.authenticators, audit: options.audit });
+  const auth = requireAuth({
+    authenticators: options.authenticators,
+    audit: options.audit,
+    ...(options.challenge ? { challenge: options.challenge } : {}),
+  });
   // Authentication failures on MCP paths are answered as JSON-RPC-shaped errors with the challenge.
   const authErrors: ErrorRequestHandler = (
     err: { status?: number; headers?: Record<string, string>; message?: string },
@@ -90,6 +135,10 @@ export function gatewayRoutes(options: {
         serverSlug: slug,
         ip: req.ip ?? null,
       });
+      gateway.deps.logger.info(
+        { requestId: requestIdOf(req), userId: principal.userId, server: slug, method: req.method },
+        'MCP request denied: credential not scoped to this server',
+      );
       return sendRpcError(
         res,
         403,
@@ -111,6 +160,22 @@ export function gatewayRoutes(options: {
         return sendRpcError(res, 400, RpcCode.ParseError, 'Parse error: body is not valid JSON');
       return sendRpcError(res, 400, RpcCode.InvalidRequest, 'unreadable request body');
     });
+  };
+
+  /** An internal failure: logged with who, where and which request; the client gets a generic error. */
+  const failed = (req: Request, res: Response, err: unknown, id?: unknown) => {
+    gateway.deps.logger.error(
+      {
+        err,
+        requestId: requestIdOf(req),
+        userId: (res.locals['principal'] as Principal | undefined)?.userId,
+        server: req.params['slug'],
+        method: req.method,
+        sessionId: req.header('mcp-session-id'),
+      },
+      `MCP ${req.method} failed`,
+    );
+    sendRpcError(res, 500, RpcCode.InternalError, `internal error (request id ${requestIdOf(req)})`, id);
   };
 
   const context = (req: Request, res: Response): SessionContext => ({
@@ -141,74 +206,106 @@ export function gatewayRoutes(options: {
     return session;
   };
 
-  router.post(paths, checkOrigin, auth, authErrors, resolveServer, parseBody, async (req: Request, res: Response) => {
-    const body: unknown = req.body;
-    const messages = Array.isArray(body) ? body : [body];
-    if (!messages.length || !messages.every(isMessage)) {
-      return sendRpcError(
-        res,
-        400,
-        RpcCode.InvalidRequest,
-        'Invalid Request: body is not a JSON-RPC message',
-        (body as { id?: unknown })?.id,
-      );
-    }
-    try {
-      if (req.header('mcp-session-id')) {
-        const session = findSession(req, res);
-        if (session) await session.transport.handleRequest(req, res, body);
-        return;
-      }
-      if (!isInitializeRequest(body)) {
+  router.post(
+    paths,
+    checkOrigin,
+    auth,
+    authErrors,
+    resolveServer,
+    parseBody,
+    async (req: Request, res: Response) => {
+      const body: unknown = req.body;
+      const messages = Array.isArray(body) ? body : [body];
+      if (!messages.length || !messages.every(isMessage)) {
         return sendRpcError(
           res,
           400,
           RpcCode.InvalidRequest,
-          'Bad Request: no Mcp-Session-Id, and not an initialize request',
+          'Invalid Request: body is not a JSON-RPC message',
           (body as { id?: unknown })?.id,
         );
       }
-      const server = res.locals['server'];
-      const transport = server
-        ? await gateway.createServerSession(server, context(req, res), body as never)
-        : await gateway.createAggregateSession(context(req, res));
-      await transport.handleRequest(req, res, body);
-    } catch (err) {
-      gateway.deps.logger.error({ err }, 'MCP POST failed');
-      sendRpcError(res, 500, RpcCode.InternalError, 'internal error', (body as { id?: unknown })?.id);
-    }
-  });
+      try {
+        if (options.admit) {
+          const admitted = await options.admit(req, res, {
+            principal: principalOf(res),
+            slug: req.params['slug'] as string | undefined,
+            toolCalls: toolCallsOf(messages, req.params['slug'] as string | undefined),
+            rpcId: Array.isArray(body) ? null : (body as { id?: unknown }).id,
+          });
+          if (!admitted) return;
+        }
+        if (req.header('mcp-session-id')) {
+          const session = findSession(req, res);
+          if (session)
+            await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res, body));
+          return;
+        }
+        if (!isInitializeRequest(body)) {
+          return sendRpcError(
+            res,
+            400,
+            RpcCode.InvalidRequest,
+            'Bad Request: no Mcp-Session-Id, and not an initialize request',
+            (body as { id?: unknown })?.id,
+          );
+        }
+        const server = res.locals['server'];
+        const transport = server
+          ? await gateway.createServerSession(server, context(req, res), body as never)
+          : await gateway.createAggregateSession(context(req, res));
+        await gateway.inRequest(requestIdOf(req), () => transport.handleRequest(req, res, body));
+      } catch (err) {
+        failed(req, res, err, (body as { id?: unknown })?.id);
+      }
+    },
+  );
 
-  router.get(paths, checkOrigin, auth, authErrors, resolveServer, async (req: Request, res: Response) => {
-    const session = findSession(req, res);
-    if (!session) return;
-    // The SDK registers the standalone stream before writing its 200; from then on messages
-    // for it can be sent, so the session stops buffering them.
-    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
-    res.writeHead = ((status: number, ...rest: unknown[]) => {
-      const result = writeHead(status, ...rest);
-      if (status === 200) session.standaloneStreamOpened();
-      return result;
-    }) as typeof res.writeHead;
-    res.once('close', () => {
-      if (res.statusCode === 200) session.standaloneStreamClosed();
-    });
-    try {
-      await session.transport.handleRequest(req, res);
-    } catch (err) {
-      gateway.deps.logger.error({ err }, 'MCP GET failed');
-      sendRpcError(res, 500, RpcCode.InternalError, 'internal error');
-    }
-  });
+  // The standalone stream counts too (a reconnect loop is traffic); DELETE never does, so a
+  // limited client can still end its session.
+  const admitStream: RequestHandler = async (req, res, next) => {
+    if (!options.admit) return next();
+    const slug = req.params['slug'] as string | undefined;
+    if (await options.admit(req, res, { principal: principalOf(res), slug, toolCalls: [], rpcId: null }))
+      next();
+  };
+
+  router.get(
+    paths,
+    checkOrigin,
+    auth,
+    authErrors,
+    resolveServer,
+    admitStream,
+    async (req: Request, res: Response) => {
+      const session = findSession(req, res);
+      if (!session) return;
+      // The SDK registers the standalone stream before writing its 200; from then on messages
+      // for it can be sent, so the session stops buffering them.
+      const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+      res.writeHead = ((status: number, ...rest: unknown[]) => {
+        const result = writeHead(status, ...rest);
+        if (status === 200) session.standaloneStreamOpened();
+        return result;
+      }) as typeof res.writeHead;
+      res.once('close', () => {
+        if (res.statusCode === 200) session.standaloneStreamClosed();
+      });
+      try {
+        await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res));
+      } catch (err) {
+        failed(req, res, err);
+      }
+    },
+  );
 
   router.delete(paths, checkOrigin, auth, authErrors, resolveServer, async (req: Request, res: Response) => {
     const session = findSession(req, res);
     if (!session) return;
     try {
-      await session.transport.handleRequest(req, res);
+      await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res));
     } catch (err) {
-      gateway.deps.logger.error({ err }, 'MCP DELETE failed');
-      sendRpcError(res, 500, RpcCode.InternalError, 'internal error');
+      failed(req, res, err);
     }
   });
 

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -7,6 +8,7 @@ import type { Capabilities } from '@gateway/shared';
 import type { Logger } from '../../platform/logging/logger.ts';
 import type { AuditEventInput } from '../audit/index.ts';
 import type { Principal } from '../auth/index.ts';
+import type { ResolvedCredentials } from '../credentials/index.ts';
 import type { ServerRecord } from '../registry/index.ts';
 import { AggregateSession } from './aggregate.session.ts';
 import { RpcCode } from './gateway.errors.ts';
@@ -26,6 +28,65 @@ export interface GatewaySession {
   standaloneStreamClosed(): void;
   close(): Promise<void>;
   lastSeen: number;
+}
+
+/** What one health probe learned (see Gateway.healthCheck). */
+export interface HealthProbe {
+  /** Round trip of the MCP `ping`, in milliseconds. */
+  latencyMs: number;
+  capabilities?: Capabilities;
+  /** Why listing the capabilities failed, when it did (the server still answered ping). */
+  capabilitiesError?: string;
+}
+
+/** Who health checks connect as: nobody in particular, so no user's credentials are used. */
+const HEALTH_CHECK_CONTEXT: SessionContext = {
+  principal: {
+    userId: '00000000-0000-0000-0000-000000000000',
+    displayName: 'health-check',
+    role: 'admin',
+    via: 'api_key',
+  },
+};
+
+/** Lists everything an upstream offers (every page of every list its capabilities announce). */
+async function listCapabilities(
+  client: Client,
+  protocolVersion: string,
+  timeout: number,
+): Promise<Capabilities> {
+  const caps = client.getServerCapabilities() ?? {};
+  const all = async <T>(fn: (cursor?: string) => Promise<{ nextCursor?: string } & T>, key: keyof T) => {
+    const items: unknown[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 50; page++) {
+      const r = await fn(cursor);
+      items.push(...((r[key] as unknown[]) ?? []));
+      cursor = r.nextCursor;
+      if (!cursor) break;
+    }
+    return items;
+  };
+  const opts = { timeout };
+  const [tools, resources, resourceTemplates, prompts] = await Promise.all([
+    caps.tools ? all((cursor) => client.listTools({ cursor }, opts), 'tools') : [],
+    caps.resources ? all((cursor) => client.listResources({ cursor }, opts), 'resources') : [],
+    caps.resources
+      ? all((cursor) => client.listResourceTemplates({ cursor }, opts), 'resourceTemplates')
+      : [],
+    caps.prompts ? all((cursor) => client.listPrompts({ cursor }, opts), 'prompts') : [],
+  ]);
+  const info = client.getServerVersion();
+  return {
+    protocolVersion,
+    serverInfo: { name: info?.name ?? 'unknown', version: info?.version ?? 'unknown' },
+    capabilities: caps as Record<string, unknown>,
+    ...(client.getInstructions() ? { instructions: client.getInstructions()! } : {}),
+    tools: tools as Capabilities['tools'],
+    resources: resources as Capabilities['resources'],
+    resourceTemplates: resourceTemplates as Capabilities['resourceTemplates'],
+    prompts: prompts as Capabilities['prompts'],
+  };
 }
 
 /** A connection to one upstream for one session, with the credential scope used (for audit). */
@@ -48,6 +109,13 @@ export class Gateway {
   readonly #sessions = new Map<string, GatewaySession>();
   readonly #pool: StdioPool;
   readonly #reaper: NodeJS.Timeout;
+  /** The HTTP request a message arrived in, so failures it leads to are logged with its id. */
+  readonly #requestScope = new AsyncLocalStorage<{ requestId: string }>();
+  /**
+   * Request id by the params object of a relayed request: a stdio upstream answers outside
+   * the HTTP request's async context, but the relay reports the same params object back.
+   */
+  readonly #requestIds = new WeakMap<object, string>();
   #closing = false;
 
   constructor(deps: GatewayDeps) {
@@ -74,6 +142,16 @@ export class Gateway {
     return this.#pool.warmCount;
   }
 
+  /** Runs `fn` (handing an HTTP request to a session) with that request's id in scope for logs. */
+  inRequest<T>(requestId: string, fn: () => T): T {
+    return this.#requestScope.run({ requestId }, fn);
+  }
+
+  #requestIdOf(params: unknown): string | undefined {
+    const noted = params && typeof params === 'object' ? this.#requestIds.get(params) : undefined;
+    return noted ?? this.#requestScope.getStore()?.requestId;
+  }
+
   /** The session with this id, if it exists and belongs to the same user. */
   findSession(id: string, principal: Principal): GatewaySession | undefined {
     const s = this.#sessions.get(id);
@@ -82,18 +160,25 @@ export class Gateway {
     return s;
   }
 
-  /** Opens an upstream transport for `server` under the caller's credentials. */
+  /**
+   * Opens an upstream transport for `server` under the caller's credentials.
+   * `pooled: false` spawns a fresh stdio process instead of taking a warm one;
+   * `userCredentials: false` connects with the server's static values only (health checks).
+   */
   async connectUpstream(
     server: ServerRecord,
     context: SessionContext,
     sessionId?: string,
-    options: { pooled?: boolean } = {},
+    options: { pooled?: boolean; userCredentials?: boolean } = {},
   ): Promise<UpstreamConnection> {
-    const resolved = await this.#deps.credentials.resolveForUse(server, {
-      userId: context.principal.userId,
-      threadId: context.threadId,
-      sessionId,
-    });
+    const resolved: ResolvedCredentials =
+      options.userCredentials === false
+        ? { values: {}, scope: 'none' }
+        : await this.#deps.credentials.resolveForUse(server, {
+            userId: context.principal.userId,
+            threadId: context.threadId,
+            sessionId,
+          });
     const missing = server.credentialFields.filter((f) => f.required && !resolved.values[f.name]);
     if (missing.length) {
       throw new Error(
@@ -177,6 +262,34 @@ export class Gateway {
         ...(e.outcome !== 'answered' ? { outcome: e.outcome } : {}),
       },
     });
+    const tool = e.method === 'tools/call' || e.method === 'prompts/get' ? textOf(params['name']) : undefined;
+    const outcome =
+      status === 'ok' ? 'ok' : e.outcome !== 'answered' ? e.outcome : toolError ? 'tool_error' : 'error';
+    this.#deps.metrics?.recordMcpRequest({
+      server: base.slug ?? '_aggregate',
+      method: e.method,
+      tool: tool ?? '',
+      status: outcome,
+      latencyMs: e.latencyMs,
+    });
+    if (status !== 'ok') {
+      // Upstream failures and policy denials, with what an operator needs to find them.
+      const entry = {
+        requestId: this.#requestIdOf(e.params),
+        sessionId: base.sessionId,
+        userId: base.context.principal.userId,
+        server: base.slug,
+        method: e.method,
+        tool,
+        direction: e.direction,
+        outcome,
+        error,
+        latencyMs: e.latencyMs,
+      };
+      if (status === 'denied') this.#logger.info(entry, 'MCP request denied');
+      else if (toolError) this.#logger.info(entry, 'MCP tool returned an error');
+      else this.#logger.warn(entry, 'MCP request failed');
+    }
   }
 
   auditNotification(
@@ -238,10 +351,28 @@ export class Gateway {
       trackStandaloneStream: true,
       closeDownstreamOnUpstreamClose: false,
       authorize: (request) => this.#authorize(server, context.principal, request),
+      transformResult: (method, result) => {
+        // A tool the caller may not call is not listed either.
+        if (method !== 'tools/list' || !Array.isArray(result['tools'])) return result;
+        const tools = (result['tools'] as { name: string }[]).filter((t) =>
+          this.#deps.access.canCallTool(context.principal, server, t.name),
+        );
+        return { ...result, tools };
+      },
       onSettled: (e) => this.auditSettled(e, base()),
       onNotification: (direction, n) => this.auditNotification(direction, n, base()),
-      log: (message, error) =>
-        this.#logger.debug({ server: server.slug, err: (error as Error)?.message }, message),
+      // Errors (upstream failed to start, broke, dropped a message) are warnings; the rest is trace.
+      log: (message, error) => {
+        const entry = {
+          requestId: this.#requestScope.getStore()?.requestId,
+          sessionId: transport.sessionId,
+          userId: context.principal.userId,
+          server: server.slug,
+          err: (error as Error | undefined)?.message,
+        };
+        if (error) this.#logger.warn(entry, message);
+        else this.#logger.debug(entry, message);
+      },
       onShutdown: () => {
         if (transport.sessionId) this.#sessions.delete(transport.sessionId);
       },
@@ -295,6 +426,8 @@ export class Gateway {
 
   /** Policy on every request: tool-level access for tools/call. */
   #authorize(server: ServerRecord, principal: Principal, request: JSONRPCRequest) {
+    const requestId = this.#requestScope.getStore()?.requestId;
+    if (requestId && request.params) this.#requestIds.set(request.params, requestId);
     if (request.method === 'tools/call') {
       const name = textOf((request.params as Record<string, unknown> | undefined)?.['name']) ?? '';
       if (!this.#deps.access.canCallTool(principal, server, name)) {
@@ -307,9 +440,15 @@ export class Gateway {
     return undefined;
   }
 
-  /** Servers the principal may use through the aggregate endpoint. */
+  /**
+   * Servers the principal may use through the aggregate endpoint, leaving out those the
+   * latest health check found down (a session would only wait for them to fail).
+   */
   async usableServers(principal: Principal): Promise<ServerRecord[]> {
-    return (await this.#deps.registry.list()).filter((s) => this.#deps.access.canUseServer(principal, s));
+    const down = (await this.#deps.upstreamHealth?.downSlugs()) ?? new Set<string>();
+    return (await this.#deps.registry.list()).filter(
+      (s) => this.#deps.access.canUseServer(principal, s) && !down.has(s.slug),
+    );
   }
 
   /**
@@ -326,7 +465,47 @@ export class Gateway {
         via: 'api_key',
       },
     };
-    const { transport } = await this.connectUpstream(server, context, undefined, { pooled: false }).catch((err: unknown) => {
+    const timeout = this.#deps.config.connectTimeoutMs;
+    return this.#asClient(server, context, { name: 'mcp-gateway-discovery', timeout }, (client, version) =>
+      listCapabilities(client, version(), timeout),
+    );
+  }
+
+  /**
+   * Health probe for the monitoring feature: connects with no user credentials on a fresh
+   * upstream (never a user's warm process), pings, lists the capabilities, disconnects.
+   * Rejects when connecting or the ping fails; a failed listing is reported, not thrown.
+   * `timeoutMs` bounds each step (initialize, ping, each list call).
+   */
+  async healthCheck(server: ServerRecord, options: { timeoutMs: number }): Promise<HealthProbe> {
+    const timeout = options.timeoutMs;
+    const client = { name: 'mcp-gateway-health', timeout, userCredentials: false };
+    return this.#asClient(server, HEALTH_CHECK_CONTEXT, client, async (c, version) => {
+      const started = performance.now();
+      await c.ping({ timeout });
+      const latencyMs = performance.now() - started;
+      try {
+        return { latencyMs, capabilities: await listCapabilities(c, version(), timeout) };
+      } catch (err) {
+        return { latencyMs, capabilitiesError: (err as Error).message || 'listing failed' };
+      }
+    });
+  }
+
+  /**
+   * Runs `use` with the SDK client connected to a fresh upstream of `server`, then closes
+   * it. Discovery and health checks are the gateway acting as a client itself.
+   */
+  async #asClient<T>(
+    server: ServerRecord,
+    context: SessionContext,
+    options: { name: string; timeout: number; userCredentials?: boolean },
+    use: (client: Client, protocolVersion: () => string) => Promise<T>,
+  ): Promise<T> {
+    const { transport } = await this.connectUpstream(server, context, undefined, {
+      pooled: false,
+      userCredentials: options.userCredentials ?? true,
+    }).catch((err: unknown) => {
       throw new Error(`cannot connect: ${(err as Error).message}`);
     });
     let protocolVersion = 'unknown';
@@ -336,42 +515,10 @@ export class Gateway {
       protocolVersion = v;
       original?.(v);
     };
-    const client = new Client({ name: 'mcp-gateway-discovery', version: '1.0.0' }, { capabilities: {} });
-    const timeout = this.#deps.config.connectTimeoutMs;
+    const client = new Client({ name: options.name, version: '1.0.0' }, { capabilities: {} });
     try {
-      await client.connect(transport, { timeout });
-      const caps = client.getServerCapabilities() ?? {};
-      const all = async <T>(fn: (cursor?: string) => Promise<{ nextCursor?: string } & T>, key: keyof T) => {
-        const items: unknown[] = [];
-        let cursor: string | undefined;
-        for (let page = 0; page < 50; page++) {
-          const r = await fn(cursor);
-          items.push(...((r[key] as unknown[]) ?? []));
-          cursor = r.nextCursor;
-          if (!cursor) break;
-        }
-        return items;
-      };
-      const opts = { timeout };
-      const [tools, resources, resourceTemplates, prompts] = await Promise.all([
-        caps.tools ? all((cursor) => client.listTools({ cursor }, opts), 'tools') : [],
-        caps.resources ? all((cursor) => client.listResources({ cursor }, opts), 'resources') : [],
-        caps.resources
-          ? all((cursor) => client.listResourceTemplates({ cursor }, opts), 'resourceTemplates')
-          : [],
-        caps.prompts ? all((cursor) => client.listPrompts({ cursor }, opts), 'prompts') : [],
-      ]);
-      const info = client.getServerVersion();
-      return {
-        protocolVersion,
-        serverInfo: { name: info?.name ?? 'unknown', version: info?.version ?? 'unknown' },
-        capabilities: caps as Record<string, unknown>,
-        ...(client.getInstructions() ? { instructions: client.getInstructions()! } : {}),
-        tools: tools as Capabilities['tools'],
-        resources: resources as Capabilities['resources'],
-        resourceTemplates: resourceTemplates as Capabilities['resourceTemplates'],
-        prompts: prompts as Capabilities['prompts'],
-      };
+      await client.connect(transport, { timeout: options.timeout });
+      return await use(client, () => protocolVersion);
     } finally {
       await client.close().catch(() => {});
     }

@@ -89,6 +89,11 @@ export interface RelayOptions {
    * request with it and the upstream never sees the request.
    */
   authorize?: (request: JSONRPCRequest) => { code: number; message: string } | undefined;
+  /** Rewrites a result before it goes downstream (policy: e.g. filter tools/list). */
+  transformResult?: (
+    method: string,
+    result: JSONRPCResultResponse['result'],
+  ) => JSONRPCResultResponse['result'];
   /** Called once per request when it is answered, timed out, cancelled or failed (audit, metrics). */
   onSettled?: (event: SettledRequest) => void;
   /** Called for every notification relayed (audit). */
@@ -146,9 +151,15 @@ interface PendingDownstreamRequest {
 
 export class McpRelay {
   private readonly opts: Required<
-    Omit<RelayOptions, 'trace' | 'log' | 'onShutdown' | 'authorize' | 'onSettled' | 'onNotification'>
+    Omit<
+      RelayOptions,
+      'trace' | 'log' | 'onShutdown' | 'authorize' | 'onSettled' | 'onNotification' | 'transformResult'
+    >
   > &
-    Pick<RelayOptions, 'trace' | 'log' | 'onShutdown' | 'authorize' | 'onSettled' | 'onNotification'>;
+    Pick<
+      RelayOptions,
+      'trace' | 'log' | 'onShutdown' | 'authorize' | 'onSettled' | 'onNotification' | 'transformResult'
+    >;
   private readonly downstream: DownstreamTransport;
   private upstream?: UpstreamTransport;
 
@@ -509,7 +520,11 @@ export class McpRelay {
       if (version) this.upstream?.setProtocolVersion?.(version);
     }
     // A response is routed by its own id (= the downstream request id) onto that request's stream.
-    this.enqueueDownstream({ ...response, id: pending.downstreamId } as JSONRPCMessage, undefined);
+    let relayed = { ...response, id: pending.downstreamId } as JSONRPCMessage;
+    if (this.opts.transformResult && isJSONRPCResultResponse(relayed)) {
+      relayed = { ...relayed, result: this.opts.transformResult(pending.method, relayed.result) };
+    }
+    this.enqueueDownstream(relayed, undefined);
 
     if (pending.method === 'initialize' && isJSONRPCErrorResponse(response)) {
       // Upstream refused to initialize: the downstream session is useless.

@@ -22,7 +22,12 @@ export function keysRoutes(deps: { keys: KeysService; audit: AuditSink }): Route
       userId: p.userId,
       apiKeyId: p.apiKeyId ?? null,
       ip: req.ip ?? null,
-      details: { keyId: created.id, name: created.name, servers: created.servers, expiresAt: created.expiresAt },
+      details: {
+        keyId: created.id,
+        name: created.name,
+        servers: created.servers,
+        expiresAt: created.expiresAt,
+      },
     });
     res.status(201).set('Cache-Control', 'no-store').json(created);
   });

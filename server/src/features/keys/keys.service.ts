@@ -50,7 +50,10 @@ export class KeysService {
 
   async create(principal: Principal, input: CreateApiKey): Promise<CreatedApiKey> {
     // A key can never reach further than the credential that created it.
-    if (principal.serverScope && (!input.servers || input.servers.some((s) => !principal.serverScope!.includes(s)))) {
+    if (
+      principal.serverScope &&
+      (!input.servers || input.servers.some((s) => !principal.serverScope!.includes(s)))
+    ) {
       throw forbidden('a server-scoped credential can only create keys within its own scope');
     }
     const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
@@ -82,7 +85,9 @@ export class KeysService {
   }
 
   /** Resolves a presented key to a principal, or says why it is refused. */
-  async authenticate(token: string): Promise<{ principal: Principal } | { rejected: KeyRejection; apiKeyId?: string }> {
+  async authenticate(
+    token: string,
+  ): Promise<{ principal: Principal } | { rejected: KeyRejection; apiKeyId?: string }> {
     if (token.length < 32 || token.length > 512) return { rejected: 'malformed' };
     const hash = hashKey(token);
     const now = Date.now();
@@ -94,7 +99,8 @@ export class KeysService {
     }
     const found = cached.row;
     // Constant-time compare of the hash guards against a cache keyed by a colliding string.
-    if (!found || !timingSafeEqual(Buffer.from(found.key.hash), Buffer.from(hash))) return { rejected: 'unknown' };
+    if (!found || !timingSafeEqual(Buffer.from(found.key.hash), Buffer.from(hash)))
+      return { rejected: 'unknown' };
     const { key, user } = found;
     if (key.revokedAt) return { rejected: 'revoked', apiKeyId: key.id };
     if (key.expiresAt && key.expiresAt.getTime() <= now) return { rejected: 'expired', apiKeyId: key.id };
@@ -104,6 +110,7 @@ export class KeysService {
         userId: user.id,
         displayName: user.displayName,
         role: user.role,
+        groups: user.groups,
         via: 'api_key',
         apiKeyId: key.id,
         serverScope: key.servers ?? undefined,
@@ -114,7 +121,9 @@ export class KeysService {
   #touch(id: string, now: number) {
     if (now - (this.#touched.get(id) ?? 0) < TOUCH_EVERY_MS) return;
     this.#touched.set(id, now);
-    this.#repo.touch(id, new Date(now)).catch((err: unknown) => this.#logger.warn({ err }, 'could not record key use'));
+    this.#repo
+      .touch(id, new Date(now))
+      .catch((err: unknown) => this.#logger.warn({ err }, 'could not record key use'));
   }
 
   /**

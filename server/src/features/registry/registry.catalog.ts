@@ -35,11 +35,28 @@ export interface CatalogSyncReport {
 /** Maps one `mcpServers` entry onto a server definition; extra keys we understand are kept. */
 export function toServerDefinition(name: string, raw: unknown): CreateServer {
   const entry = entrySchema.parse(raw);
-  const extra = raw as { description?: unknown; credentialFields?: unknown; threadIsolated?: unknown; enabled?: unknown; sensitiveTools?: unknown; name?: unknown };
+  const extra = raw as {
+    description?: unknown;
+    credentialFields?: unknown;
+    threadIsolated?: unknown;
+    enabled?: unknown;
+    sensitiveTools?: unknown;
+    name?: unknown;
+  };
   const transport =
     'command' in entry
-      ? { type: 'stdio' as const, command: entry.command, args: entry.args ?? [], env: entry.env ?? {}, ...(entry.cwd ? { cwd: entry.cwd } : {}) }
-      : { type: entry.type === 'sse' ? ('sse' as const) : ('streamable-http' as const), url: entry.url, headers: entry.headers ?? {} };
+      ? {
+          type: 'stdio' as const,
+          command: entry.command,
+          args: entry.args ?? [],
+          env: entry.env ?? {},
+          ...(entry.cwd ? { cwd: entry.cwd } : {}),
+        }
+      : {
+          type: entry.type === 'sse' ? ('sse' as const) : ('streamable-http' as const),
+          url: entry.url,
+          headers: entry.headers ?? {},
+        };
   return createServerSchema.parse({
     slug: name,
     name: typeof extra.name === 'string' ? extra.name : name,
@@ -74,7 +91,9 @@ export async function syncCatalogFile(
   try {
     parsed = fileSchema.parse(JSON.parse(await readFile(file, 'utf8')));
   } catch (err) {
-    throw new Error(`MCP_SERVERS_FILE ${file}: ${err instanceof SyntaxError ? `not valid JSON (${err.message})` : describe(err)}`);
+    throw new Error(
+      `MCP_SERVERS_FILE ${file}: ${err instanceof SyntaxError ? `not valid JSON (${err.message})` : describe(err)}`,
+    );
   }
   const report: CatalogSyncReport = { created: [], updated: [], errors: [] };
   for (const [name, raw] of Object.entries(parsed.mcpServers)) {

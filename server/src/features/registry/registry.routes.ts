@@ -1,5 +1,11 @@
 import { Router } from 'express';
-import { createServerSchema, putCredentialsSchema, slugSchema, updateServerSchema } from '@gateway/shared';
+import {
+  createServerSchema,
+  putCredentialsSchema,
+  slugSchema,
+  updateServerSchema,
+  type UpstreamStatus,
+} from '@gateway/shared';
 import { z } from 'zod';
 import { notFound } from '../../platform/http/errors.ts';
 import { parseOr400, validate } from '../../platform/http/validate.ts';
@@ -16,8 +22,12 @@ export function registryRoutes(deps: {
   registry: RegistryService;
   access: AccessService;
   credentials: CredentialsService;
+  /** Latest health-check status per server id, shown as `health` in the catalog. */
+  upstreamHealth?: { statusesById(): Promise<ReadonlyMap<string, UpstreamStatus>> } | undefined;
 }): Router {
   const { registry, access, credentials } = deps;
+  /** `health` is best effort: a catalog without it beats no catalog. */
+  const statuses = () => deps.upstreamHealth?.statusesById().catch(() => undefined);
   const router = Router();
   const adminOnly = requireRole(isAdmin, 'admins');
 
@@ -30,13 +40,18 @@ export function registryRoutes(deps: {
 
   router.get('/api/servers', async (_req, res) => {
     const p = principalOf(res);
-    const all = await registry.list();
-    res.json({ servers: all.filter((s) => access.canViewServer(p, s)).map(toServerView) });
+    const [all, health] = await Promise.all([registry.list(), statuses()]);
+    res.json({
+      servers: all
+        .filter((s) => access.canViewServer(p, s))
+        .map((s) => ({ ...toServerView(s), ...(health ? { health: health.get(s.id) ?? 'unknown' } : {}) })),
+    });
   });
 
   router.get('/api/servers/:slug', async (req, res) => {
     const { slug } = parseOr400(slugParams, req.params, 'params');
-    res.json(toServerView(await visible(slug, res)));
+    const [server, health] = await Promise.all([visible(slug, res), statuses()]);
+    res.json({ ...toServerView(server), ...(health ? { health: health.get(server.id) ?? 'unknown' } : {}) });
   });
 
   router.post('/api/servers', adminOnly, validate({ body: createServerSchema }), async (req, res) => {

@@ -6,7 +6,9 @@ import type { Capabilities, CredentialField, TransportConfig } from '@gateway/sh
 export const servers = pgTable(
   'servers',
   {
-    id: uuid('id').primaryKey().default(sql`gen_random_uuid()`),
+    id: uuid('id')
+      .primaryKey()
+      .default(sql`gen_random_uuid()`),
     slug: text('slug').notNull(),
     name: text('name').notNull(),
     description: text('description').notNull().default(''),

@@ -110,7 +110,8 @@ export class RegistryService {
   async #resolve(row: ServerRow): Promise<ServerRecord> {
     const values = await this.#credentials.getServerStatic(row.id);
     const t = row.transport;
-    const fill = (o: Record<string, string>) => Object.fromEntries(Object.keys(o).map((k) => [k, values[k] ?? '']));
+    const fill = (o: Record<string, string>) =>
+      Object.fromEntries(Object.keys(o).map((k) => [k, values[k] ?? '']));
     const resolvedTransport: TransportConfig =
       t.type === 'stdio' ? { ...t, env: fill(t.env) } : { ...t, headers: fill(t.headers) };
     return { ...row, resolvedTransport };
@@ -151,7 +152,8 @@ export class RegistryService {
     options: { source?: 'api' | 'file'; discover?: boolean } = {},
   ): Promise<ServerView> {
     await this.#checkTransport(input.transport, 'body.transport');
-    if (await this.#repo.findBySlug(input.slug)) throw conflict(`a server with slug ${input.slug} already exists`);
+    if (await this.#repo.findBySlug(input.slug))
+      throw conflict(`a server with slug ${input.slug} already exists`);
     let row: ServerRow;
     try {
       row = await this.#repo.insert({
@@ -166,7 +168,10 @@ export class RegistryService {
         source: options.source ?? 'api',
       });
     } catch (err) {
-      if (String((err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code) === '23505') {
+      if (
+        String((err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code) ===
+        '23505'
+      ) {
         throw conflict(`a server with slug ${input.slug} already exists`);
       }
       throw err;
@@ -198,7 +203,9 @@ export class RegistryService {
       if (!check.success) {
         const i = check.error.issues[0]!;
         const path = ['body', ...i.path.map(String)].join('.');
-        throw new AppError('validation_failed', `${path}: ${i.message}`, { issues: [{ path, message: i.message }] });
+        throw new AppError('validation_failed', `${path}: ${i.message}`, {
+          issues: [{ path, message: i.message }],
+        });
       }
     }
     const row = await this.#repo.update(current.id, {

@@ -27,13 +27,20 @@ export class UsersRepository {
     displayName: string;
     email?: string | null;
     role: Role;
+    groups?: string[];
   }): Promise<UserRow> {
     const [row] = await this.#db
       .insert(users)
       .values(values)
       .onConflictDoUpdate({
         target: users.subject,
-        set: { displayName: values.displayName, email: values.email ?? null, role: values.role },
+        set: {
+          displayName: values.displayName,
+          email: values.email ?? null,
+          role: values.role,
+          ...(values.groups ? { groups: values.groups } : {}),
+          lastSeenAt: new Date(),
+        },
       })
       .returning();
     return row!;

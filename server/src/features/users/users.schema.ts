@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { pgTable, text, timestamp, uuid, uniqueIndex } from 'drizzle-orm/pg-core';
+import { jsonb, pgTable, text, timestamp, uuid, uniqueIndex } from 'drizzle-orm/pg-core';
 
 /** People (and the bootstrap admin) known to the gateway. Created on first login. */
 export const users = pgTable(
@@ -16,6 +16,8 @@ export const users = pgTable(
     role: text('role', { enum: ['admin', 'auditor', 'user'] })
       .notNull()
       .default('user'),
+    /** Groups from the identity provider's groups claim at the last login. */
+    groups: jsonb('groups').$type<string[]>().notNull().default([]),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
     disabledAt: timestamp('disabled_at', { withTimezone: true }),

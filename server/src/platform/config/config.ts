@@ -17,7 +17,10 @@ const bool = z
 
 const base64Key = z
   .string()
-  .refine((v) => Buffer.from(v.trim(), 'base64').length === 32, 'must be 32 bytes, base64-encoded (openssl rand -base64 32)');
+  .refine(
+    (v) => Buffer.from(v.trim(), 'base64').length === 32,
+    'must be 32 bytes, base64-encoded (openssl rand -base64 32)',
+  );
 
 const list = (v: string) =>
   v
@@ -40,6 +43,9 @@ const postgresUrl = z.string().refine((v) => /^postgres(ql)?:$/.test(protocolOf(
 const redisUrl = z.string().refine((v) => /^rediss?:$/.test(protocolOf(v) ?? ''), {
   message: 'must be a redis:// or rediss:// URL',
 });
+
+/** A RATE_LIMIT_TOOLS key: a server slug, `__`, and a tool name or `*`. */
+const TOOL_LIMIT_KEY = /^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?__.+$/;
 
 const envSchema = z.object({
   // --- process ---
@@ -92,6 +98,8 @@ const envSchema = z.object({
   ENCRYPTION_KEY: z.preprocess(emptyToUndefined, base64Key.optional()),
   /** Earlier master keys, comma-separated, still accepted for reading while records are re-wrapped. */
   ENCRYPTION_PREVIOUS_KEYS: z.preprocess(emptyToUndefined, z.string().optional()),
+  /** At start-up, queue the re-wrap job when stored secrets are still under an earlier master key. */
+  ENCRYPTION_REWRAP_ON_START: bool.default(true),
   /** Admin API key to install at start-up (at least 32 characters). Unset on first start: one is generated and printed once. */
   ADMIN_BOOTSTRAP_TOKEN: z.preprocess(
     emptyToUndefined,
@@ -118,6 +126,100 @@ const envSchema = z.object({
   UPSTREAM_ALLOW_PRIVATE: bool.default(false),
   /** Hosts (exact or *.suffix) and CIDRs always allowed for remote MCP servers, comma-separated. */
   UPSTREAM_ALLOW_LIST: z.string().default(''),
+  // --- TLS ---
+  /** PEM certificate (with chain) to serve HTTPS directly; set together with TLS_KEY_FILE. Unset: plain HTTP (TLS at a proxy). */
+  TLS_CERT_FILE: z.preprocess(emptyToUndefined, z.string().optional()),
+  /** PEM private key of TLS_CERT_FILE. */
+  TLS_KEY_FILE: z.preprocess(emptyToUndefined, z.string().optional()),
+  // --- metrics ---
+  /** Bearer token GET /metrics requires (at least 16 characters). Unset: /metrics is open to anyone who reaches it. */
+  METRICS_TOKEN: z.preprocess(
+    emptyToUndefined,
+    z.string().min(16, 'must be at least 16 characters').max(512).optional(),
+  ),
+  // --- rate limits (requests per minute; 0 turns a limit off) ---
+  /** Requests per client IP, counted before authentication (every path but /healthz, /readyz, /metrics). */
+  RATE_LIMIT_IP_PER_MINUTE: int(0, 1_000_000).default(600),
+  /** Authenticated requests per user (REST API and MCP endpoints). */
+  RATE_LIMIT_USER_PER_MINUTE: int(0, 1_000_000).default(1200),
+  /** Requests per user to one MCP server (/mcp/{server}, and tools/call of {server}__* on /mcp). */
+  RATE_LIMIT_USER_SERVER_PER_MINUTE: int(0, 1_000_000).default(600),
+  /** Per-user limits of single tools: JSON object {"server__tool": n}; "server__*" covers that server's other tools. */
+  RATE_LIMIT_TOOLS: z
+    .string()
+    .default('{}')
+    .transform((v, ctx) => {
+      const fail = (message: string) => {
+        ctx.addIssue({ code: 'custom', message });
+        return z.NEVER;
+      };
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(v.trim() || '{}');
+      } catch {
+        parsed = undefined;
+      }
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        return fail('must be a JSON object such as {"github__create_issue": 10}');
+      }
+      const limits: Record<string, number> = {};
+      for (const [key, value] of Object.entries(parsed)) {
+        if (!TOOL_LIMIT_KEY.test(key)) {
+          return fail(
+            `key "${key.slice(0, 100)}" must be {server}__{tool} or {server}__* (github__create_issue)`,
+          );
+        }
+        if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 1_000_000) {
+          return fail(`value of "${key}" must be a whole number of requests per minute (0 turns it off)`);
+        }
+        limits[key] = value as number;
+      }
+      return limits;
+    }),
+  // --- identity ---
+  /** OpenID Connect issuer of the organisation's identity provider. Unset: local sign-in of the bootstrap admin only. */
+  OIDC_ISSUER: z.preprocess(emptyToUndefined, z.string().url().optional()),
+  /** Client id of the gateway at the identity provider. */
+  OIDC_CLIENT_ID: z.preprocess(emptyToUndefined, z.string().optional()),
+  /** Client secret of the gateway at the identity provider. */
+  OIDC_CLIENT_SECRET: z.preprocess(emptyToUndefined, z.string().optional()),
+  /** Scopes asked of the identity provider, space-separated. */
+  OIDC_SCOPES: z.string().default('openid profile email'),
+  /** ID token / userinfo claim that lists the user's groups. */
+  OIDC_GROUPS_CLAIM: z.string().min(1).default('groups'),
+  /** Group-to-role mapping: `admin=group1|group2,auditor=group3`. Users in no mapped group are `user`. */
+  OIDC_ROLE_MAP: z
+    .string()
+    .regex(
+      /^((admin|auditor|user)=[^,=]+(,(admin|auditor|user)=[^,=]+)*)?$/,
+      'must look like admin=group1|group2,auditor=group3',
+    )
+    .default(''),
+  /** Secret that signs session cookies (at least 32 characters). Unset: generated once and shared through the database. */
+  SESSION_SECRET: z.preprocess(
+    emptyToUndefined,
+    z.string().min(32, 'must be at least 32 characters').optional(),
+  ),
+  /** Hours a web session lasts without activity. */
+  SESSION_TTL_HOURS: int(1, 24 * 90).default(12),
+  /** Lifetime of OAuth access tokens issued to MCP clients (seconds). */
+  OAUTH_ACCESS_TOKEN_TTL_SECONDS: int(60, 86_400).default(600),
+  /** Lifetime of OAuth refresh tokens and grants (days). */
+  OAUTH_REFRESH_TOKEN_TTL_DAYS: int(1, 365).default(30),
+  /** Custom URI schemes allowed as OAuth redirect URIs besides https and loopback http (e.g. `cursor,vscode`). */
+  OAUTH_ALLOWED_REDIRECT_SCHEMES: z
+    .string()
+    .regex(/^([a-z][a-z0-9+.-]*(,[a-z][a-z0-9+.-]*)*)?$/, 'must be comma-separated URI schemes')
+    .default(''),
+  // --- upstream health checks ---
+  /** How often every enabled MCP server is connected to and pinged (ms). */
+  HEALTH_CHECK_INTERVAL_MS: int(100, 86_400_000).default(60_000),
+  /** Budget of each step of one check (connect and initialize, ping, capability listing) in ms. */
+  HEALTH_CHECK_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  /** A ping slower than this (ms) marks an answering server `degraded`. */
+  HEALTH_DEGRADED_MS: int(1, 600_000).default(2_000),
+  /** Health checks kept per server (older ones are deleted by the job). */
+  HEALTH_HISTORY_SIZE: int(1, 100_000).default(100),
   // --- audit ---
   /** Audit events written per database round trip. */
   AUDIT_BATCH_SIZE: int(1, 10_000).default(200),
@@ -135,6 +237,19 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.variable = variable;
   }
+}
+
+function parseRoleMap(raw: string): Record<string, 'admin' | 'auditor' | 'user'> {
+  const map: Record<string, 'admin' | 'auditor' | 'user'> = {};
+  for (const entry of list(raw)) {
+    const [role, groups] = entry.split('=') as ['admin' | 'auditor' | 'user', string];
+    for (const g of groups
+      .split('|')
+      .map((x) => x.trim())
+      .filter(Boolean))
+      map[g] = role;
+  }
+  return map;
 }
 
 function parseTrustProxy(raw: string): boolean | number | string[] {
@@ -157,6 +272,10 @@ function build(env: z.infer<typeof envSchema>) {
       bodyLimit: env.HTTP_BODY_LIMIT.toLowerCase(),
       trustProxy: parseTrustProxy(env.TRUST_PROXY),
       clientDistDir: env.CLIENT_DIST_DIR ? path.resolve(env.CLIENT_DIST_DIR) : undefined,
+      tls:
+        env.TLS_CERT_FILE && env.TLS_KEY_FILE
+          ? { certFile: path.resolve(env.TLS_CERT_FILE), keyFile: path.resolve(env.TLS_KEY_FILE) }
+          : undefined,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     log: { level: env.LOG_LEVEL },
@@ -178,6 +297,13 @@ function build(env: z.infer<typeof envSchema>) {
       encryptionKey: env.ENCRYPTION_KEY,
       previousKeys: list(env.ENCRYPTION_PREVIOUS_KEYS ?? ''),
       adminBootstrapToken: env.ADMIN_BOOTSTRAP_TOKEN,
+      rewrapOnStart: env.ENCRYPTION_REWRAP_ON_START,
+    },
+    health: {
+      intervalMs: env.HEALTH_CHECK_INTERVAL_MS,
+      timeoutMs: env.HEALTH_CHECK_TIMEOUT_MS,
+      degradedMs: env.HEALTH_DEGRADED_MS,
+      historySize: env.HEALTH_HISTORY_SIZE,
     },
     gateway: {
       serversFile: env.MCP_SERVERS_FILE ? path.resolve(env.MCP_SERVERS_FILE) : undefined,
@@ -192,6 +318,31 @@ function build(env: z.infer<typeof envSchema>) {
       allowLoopback: env.UPSTREAM_ALLOW_LOOPBACK,
       allowPrivate: env.UPSTREAM_ALLOW_PRIVATE,
       allowList: list(env.UPSTREAM_ALLOW_LIST),
+    },
+    metrics: { token: env.METRICS_TOKEN },
+    rateLimit: {
+      ipPerMinute: env.RATE_LIMIT_IP_PER_MINUTE,
+      userPerMinute: env.RATE_LIMIT_USER_PER_MINUTE,
+      userServerPerMinute: env.RATE_LIMIT_USER_SERVER_PER_MINUTE,
+      tools: env.RATE_LIMIT_TOOLS,
+    },
+    identity: {
+      oidc:
+        env.OIDC_ISSUER && env.OIDC_CLIENT_ID
+          ? {
+              issuer: env.OIDC_ISSUER,
+              clientId: env.OIDC_CLIENT_ID,
+              clientSecret: env.OIDC_CLIENT_SECRET ?? '',
+              scopes: env.OIDC_SCOPES.split(/\s+/).filter(Boolean),
+              groupsClaim: env.OIDC_GROUPS_CLAIM,
+              roleMap: parseRoleMap(env.OIDC_ROLE_MAP),
+            }
+          : undefined,
+      sessionSecret: env.SESSION_SECRET,
+      sessionTtlMs: env.SESSION_TTL_HOURS * 3_600_000,
+      accessTokenTtlSeconds: env.OAUTH_ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlDays: env.OAUTH_REFRESH_TOKEN_TTL_DAYS,
+      allowedRedirectSchemes: list(env.OAUTH_ALLOWED_REDIRECT_SCHEMES),
     },
     audit: {
       batchSize: env.AUDIT_BATCH_SIZE,
@@ -222,8 +373,15 @@ export function loadConfig(env: Env): Config {
     const variable = String(issue.path[0] ?? 'environment');
     throw new ConfigError(variable, issue.message.replace(/^Invalid input: /, ''));
   }
+  if (result.data.OIDC_ISSUER && !result.data.OIDC_CLIENT_ID) {
+    throw new ConfigError('OIDC_CLIENT_ID', 'is required when OIDC_ISSUER is set');
+  }
   if (result.data.NODE_ENV === 'production' && !result.data.ENCRYPTION_KEY) {
     throw new ConfigError('ENCRYPTION_KEY', 'is required in production (openssl rand -base64 32)');
+  }
+  if (Boolean(result.data.TLS_CERT_FILE) !== Boolean(result.data.TLS_KEY_FILE)) {
+    const missing = result.data.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE';
+    throw new ConfigError(missing, 'must be set too: TLS_CERT_FILE and TLS_KEY_FILE go together');
   }
   for (const k of list(result.data.ENCRYPTION_PREVIOUS_KEYS ?? '')) {
     if (Buffer.from(k, 'base64').length !== 32) {

@@ -7,3 +7,6 @@ export * from '../../features/registry/registry.schema.ts';
 export * from '../../features/keys/keys.schema.ts';
 export * from '../../features/credentials/credentials.schema.ts';
 export * from '../../features/audit/audit.schema.ts';
+export * from '../../features/access/access.schema.ts';
+export * from '../../features/auth/auth.schema.ts';
+export * from '../../features/monitoring/monitoring.schema.ts';

@@ -16,6 +16,8 @@ export interface AppOptions {
   clientDistDir?: string | undefined;
   /** Mounted in order, before the client and the 404 handler. */
   routers: Router[];
+  /** Run on every request right after logging and security headers: request metrics, HTTPS enforcement. */
+  early?: RequestHandler[] | undefined;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -48,6 +50,16 @@ export function createApp(options: AppOptions): Express {
         }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
+      // Who and which MCP server, once known, so every logged failure names them.
+      customProps: (_req, res) => {
+        const locals = (res as { locals?: Record<string, unknown> }).locals ?? {};
+        const principal = locals['principal'] as { userId?: string } | undefined;
+        const server = locals['server'] as { slug?: string } | undefined;
+        return {
+          ...(principal?.userId ? { userId: principal.userId } : {}),
+          ...(server?.slug ? { server: server.slug } : {}),
+        };
+      },
     }),
   );
   app.use(
@@ -60,11 +72,16 @@ export function createApp(options: AppOptions): Express {
           frameAncestors: ["'none'"],
         },
       },
+      // HSTS only on HTTPS responses in production: httpsOnly (tls.ts) sends it.
+      strictTransportSecurity: false,
     }),
   );
+  for (const handler of options.early ?? []) app.use(handler);
   // MCP endpoints parse their own bodies: their errors must be JSON-RPC errors, not REST ones.
   const json = express.json({ limit: options.bodyLimit, type: ['application/json', 'application/*+json'] });
-  app.use((req, res, next) => (req.path === '/mcp' || req.path.startsWith('/mcp/') ? next() : json(req, res, next)));
+  app.use((req, res, next) =>
+    req.path === '/mcp' || req.path.startsWith('/mcp/') ? next() : json(req, res, next),
+  );
 
   for (const router of options.routers) app.use(router);
 
@@ -114,7 +131,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     const known = normalise(err);
     const appError = known ?? new AppError('internal', 'internal error');
     if (!known || !appError.expose) {
-      logger.error({ err, requestId, method: req.method, path: req.path }, 'request failed');
+      const userId = (res.locals['principal'] as { userId?: string } | undefined)?.userId;
+      logger.error({ err, requestId, userId, method: req.method, path: req.path }, 'request failed');
     }
     if (res.headersSent) {
       res.end();

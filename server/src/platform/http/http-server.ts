@@ -1,18 +1,27 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 
 export interface RunningHttpServer {
   readonly server: Server;
-  /** The URL the server listens on (`http://host:port`). */
+  /** The URL the server listens on (`http://host:port`, or `https://` with TLS). */
   readonly url: string;
   /** Stops accepting, lets in-flight requests finish until `timeoutMs`, then cuts the rest. */
   close(timeoutMs: number): Promise<void>;
 }
 
-/** Listens on host:port; rejects with a one-line reason (port in use, no permission). */
-export async function listen(app: Express, host: string, port: number): Promise<RunningHttpServer> {
-  const server = createServer(app);
+/**
+ * Listens on host:port, over TLS when `tls` is given (a certificate and key already checked
+ * by `loadTls`); rejects with a one-line reason (port in use, no permission).
+ */
+export async function listen(
+  app: Express,
+  host: string,
+  port: number,
+  tls?: { cert: Buffer; key: Buffer },
+): Promise<RunningHttpServer> {
+  const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, app) : createServer(app);
   // Keep-alive longer than typical proxies' idle timeouts (60 s) so they close first.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
@@ -34,7 +43,7 @@ export async function listen(app: Express, host: string, port: number): Promise<
   });
   const address = server.address() as AddressInfo;
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost}:${address.port}`;
+  const url = `${tls ? 'https' : 'http'}://${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost}:${address.port}`;
   return {
     server,
     url,

@@ -1,0 +1,50 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { createAccessRuleSchema } from '@gateway/shared';
+import { AppError } from '../../platform/http/errors.ts';
+import { parseOr400, validate } from '../../platform/http/validate.ts';
+import { isAdmin, principalOf, requireRole } from '../auth/index.ts';
+import type { RegistryService } from '../registry/index.ts';
+import type { UsersRepository } from '../users/index.ts';
+import type { AccessService } from './access.service.ts';
+
+const idParams = z.object({ id: z.string().uuid('must be a rule id') });
+
+/** `/api/access-rules`: admins list, create and delete access rules. */
+export function accessRoutes(deps: {
+  access: AccessService;
+  registry: RegistryService;
+  users: UsersRepository;
+}): Router {
+  const router = Router();
+  const adminOnly = requireRole(isAdmin, 'admins');
+  router.get('/api/access-rules', adminOnly, (_req, res) => {
+    res.json({ rules: deps.access.list() });
+  });
+  router.post(
+    '/api/access-rules',
+    adminOnly,
+    validate({ body: createAccessRuleSchema }),
+    async (req, res) => {
+      const body = req.body as z.infer<typeof createAccessRuleSchema>;
+      const server = await deps.registry.get(body.server);
+      if (!server) {
+        throw new AppError('validation_failed', `body.server: no server ${body.server}`, {
+          issues: [{ path: 'body.server', message: `no server ${body.server}` }],
+        });
+      }
+      if (body.subjectType === 'user' && !(await deps.users.findById(body.subject!))) {
+        throw new AppError('validation_failed', `body.subject: no user ${body.subject}`, {
+          issues: [{ path: 'body.subject', message: `no user ${body.subject}` }],
+        });
+      }
+      res.status(201).json(await deps.access.create(principalOf(res), body, server.id));
+    },
+  );
+  router.delete('/api/access-rules/:id', adminOnly, async (req, res) => {
+    const { id } = parseOr400(idParams, req.params, 'params');
+    await deps.access.delete(principalOf(res), id);
+    res.status(204).end();
+  });
+  return router;
+}

@@ -1,0 +1,114 @@
+import type { KeyRotationReport } from '@gateway/shared';
+import { VaultError, type Vault } from '../../platform/crypto/vault.ts';
+import type { Logger } from '../../platform/logging/logger.ts';
+import type { AuditSink } from '../audit/index.ts';
+import type { Principal } from '../auth/index.ts';
+import type { CredentialsRepository } from './credentials.repository.ts';
+import { aad } from './credentials.service.ts';
+
+/** Who started a re-wrap run: recorded in its audit event. */
+export type RotationTrigger = 'cli' | 'api' | 'job';
+
+/**
+ * Master-key rotation: re-wraps every sealed record's data key under the current master key
+ * (ENCRYPTION_KEY), opening it with whichever loaded key sealed it (ENCRYPTION_PREVIOUS_KEYS).
+ *
+ * Safe beside running servers: records are read in batches (keyset paging over ids) and each
+ * one is swapped by compare-and-set, so a value re-sealed meanwhile is left alone; every
+ * reader has the old keys loaded, so records open whichever key holds them at that moment.
+ * Idempotent: records already under the current key are never touched, so a second run (or
+ * two runs at once, from two processes) does nothing more.
+ */
+export class CredentialsRotation {
+  readonly #repo: CredentialsRepository;
+  readonly #vault: Vault;
+  readonly #audit: AuditSink;
+  readonly #logger: Logger;
+
+  constructor(deps: { repo: CredentialsRepository; vault: Vault; audit: AuditSink; logger: Logger }) {
+    this.#repo = deps.repo;
+    this.#vault = deps.vault;
+    this.#audit = deps.audit;
+    this.#logger = deps.logger.child({ feature: 'credentials' });
+  }
+
+  /** Records not under the current master key (one count query). */
+  async pending(): Promise<number> {
+    const { total, underKey } = await this.#repo.countByKey(this.#vault.currentKeyId);
+    return total - underKey;
+  }
+
+  /** Re-wraps every record not under the current key; one audit event per run (counts only). */
+  async rewrapAll(options: {
+    trigger: RotationTrigger;
+    batchSize?: number | undefined;
+    principal?: Principal | undefined;
+  }): Promise<KeyRotationReport> {
+    const started = performance.now();
+    const batchSize = options.batchSize ?? 200;
+    const currentKeyId = this.#vault.currentKeyId;
+    const report: KeyRotationReport = {
+      currentKeyId,
+      total: 0,
+      alreadyCurrent: 0,
+      rewrapped: 0,
+      skipped: 0,
+      failed: 0,
+      missingKeyIds: [],
+      durationMs: 0,
+    };
+    const missing = new Set<string>();
+    let failure: unknown;
+    try {
+      const counts = await this.#repo.countByKey(currentKeyId);
+      report.total = counts.total;
+      report.alreadyCurrent = counts.underKey;
+      let after: string | undefined;
+      for (;;) {
+        const rows = await this.#repo.listNotUnderKey(currentKeyId, after, batchSize);
+        for (const row of rows) {
+          after = row.id;
+          let next;
+          try {
+            next = this.#vault.rewrap(row, aad(row));
+          } catch (err) {
+            // Left as it is (it still opens wherever its key is loaded); the run goes on.
+            report.failed++;
+            if (err instanceof VaultError && /not loaded/.test(err.message)) missing.add(row.keyId);
+            continue;
+          }
+          if (await this.#repo.replaceWrappedKey(row.id, row, next)) report.rewrapped++;
+          else report.skipped++;
+        }
+        this.#logger.debug({ batch: rows.length, rewrapped: report.rewrapped }, 're-wrap batch done');
+        if (rows.length < batchSize) break;
+      }
+    } catch (err) {
+      failure = err;
+    }
+    report.missingKeyIds = [...missing].sort();
+    report.durationMs = Math.round(performance.now() - started);
+    const { principal } = options;
+    const problem = failure
+      ? `re-wrap stopped: ${(failure as Error).message}`
+      : report.failed
+        ? `${report.failed} records could not be opened` +
+          (missing.size ? ` (master keys not loaded: ${report.missingKeyIds.join(', ')})` : '')
+        : undefined;
+    this.#audit.record({
+      category: 'admin',
+      action: 'credentials.rewrap',
+      status: problem ? 'error' : 'ok',
+      userId: principal?.userId ?? null,
+      apiKeyId: principal?.apiKeyId ?? null,
+      error: problem ?? null,
+      details: { trigger: options.trigger, ...report },
+    });
+    const log = { trigger: options.trigger, ...report };
+    if (problem) this.#logger.error(log, `credentials re-wrap: ${problem}`);
+    else if (report.rewrapped) this.#logger.info(log, 'credentials re-wrapped under the current master key');
+    else this.#logger.debug(log, 'credentials re-wrap: nothing to do');
+    if (failure) throw failure;
+    return report;
+  }
+}

@@ -1,0 +1,11 @@
+export { MonitoringRepository } from './monitoring.repository.ts';
+export {
+  UpstreamHealthService,
+  type HealthCheckSettings,
+  type HealthProber,
+  type HealthProbeResult,
+  type HealthRunSummary,
+  type HealthStatusListener,
+} from './monitoring.service.ts';
+export { monitoringRoutes } from './monitoring.routes.ts';
+export { defineMonitoringJobs } from './monitoring.jobs.ts';
