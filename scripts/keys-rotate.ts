@@ -3,15 +3,16 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { AuditRepository, AuditService } from '../server/src/features/audit/index.ts';
-import { CredentialsRepository, CredentialsRotation } from '../server/src/features/credentials/index.ts';
+import { CredentialsRotation } from '../server/src/features/credentials/index.ts';
 import { loadConfig } from '../server/src/platform/config/config.ts';
 import { DatabaseUnavailableError, openDatabase } from '../server/src/platform/db/database.ts';
 import { createLogger } from '../server/src/platform/logging/logger.ts';
-import { openVault } from '../server/src/runtime.ts';
+import { openVault, sealedStores } from '../server/src/runtime.ts';
 
 const HELP = `Usage: npm run keys:rotate [-- --batch-size N]
 
-Re-wraps every stored secret (the credentials table) under the current master key,
+Re-wraps every stored secret (users' and servers' credentials, the gateway's own sealed
+settings) under the current master key,
 ENCRYPTION_KEY, opening each one with the earlier key that sealed it, taken from
 ENCRYPTION_PREVIOUS_KEYS (comma-separated). Records already under ENCRYPTION_KEY are
 skipped, so running it again does nothing. Only the wrapped data keys change; the
@@ -26,7 +27,8 @@ Rotating a master key:
      - PostgreSQL (DATABASE_URL set): run this command with the same environment. It can
        run beside running servers: each record is swapped only if nobody changed it meanwhile.
      - Embedded database (no DATABASE_URL): PGlite belongs to one process, so this command
-       works only while the server is stopped. While it runs, go through it instead:
+       works only while the server is stopped. While it runs, go through it instead, with
+       POST /api/admin/keys/rotate and an admin key:
          curl -X POST -H "Authorization: Bearer <admin key>" <gateway URL>/api/admin/keys/rotate
   3. Once "rewrapped" + "alreadyCurrent" equals "total" and "failed" is 0, remove the old
      key from ENCRYPTION_PREVIOUS_KEYS.
@@ -99,15 +101,14 @@ try {
     logger,
     batchSize: config.audit.batchSize,
     flushIntervalMs: config.audit.flushIntervalMs,
+    bufferMax: config.audit.bufferMax,
+    // The server's spool: should the database fail while this runs, the event is replayed by
+    // the next server start on this machine. Not `start()`ed, so it never takes the server's files.
+    spoolDir: config.audit.spoolDir,
   });
   try {
     const vault = await openVault(config, logger);
-    const rotation = new CredentialsRotation({
-      repo: new CredentialsRepository(database.db),
-      vault,
-      audit,
-      logger,
-    });
+    const rotation = new CredentialsRotation({ stores: sealedStores(database.db), vault, audit, logger });
     const report = await rotation.rewrapAll({ trigger: 'cli', batchSize });
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     if (report.failed) {

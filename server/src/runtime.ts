@@ -3,12 +3,19 @@ import { fileURLToPath } from 'node:url';
 import express, { Router, type Express } from 'express';
 import type { Redis } from 'ioredis';
 import { AccessRepository, accessRoutes, AccessService } from './features/access/index.ts';
-import { AuditRepository, auditRoutes, AuditService } from './features/audit/index.ts';
+import {
+  AuditRepository,
+  auditRoutes,
+  AuditService,
+  AuditTrail,
+  defineAuditJobs,
+} from './features/audit/index.ts';
 import {
   AuthRepository,
   authApiRoutes,
   OAuthServer,
   requireAuth,
+  settingsSealedStore,
   sharedSecret,
   WebAuth,
 } from './features/auth/index.ts';
@@ -16,6 +23,8 @@ import {
   CredentialsRepository,
   CredentialsRotation,
   CredentialsService,
+  credentialsSealedStore,
+  type SealedStore,
   defineCredentialsJobs,
   keyRotationRoutes,
 } from './features/credentials/index.ts';
@@ -40,7 +49,7 @@ import { UsersRepository } from './features/users/index.ts';
 import { loadOrCreateLocalKey, parseMasterKey, Vault } from './platform/crypto/vault.ts';
 import { defineMaintenanceJobs, MaintenanceRepository } from './features/maintenance/index.ts';
 import type { Config } from './platform/config/config.ts';
-import { openDatabase, type DatabaseHandle } from './platform/db/database.ts';
+import { openDatabase, type Database, type DatabaseHandle } from './platform/db/database.ts';
 import { createApp } from './platform/http/app.ts';
 import { listen, type RunningHttpServer } from './platform/http/http-server.ts';
 import { httpsOnly, loadTls } from './platform/http/tls.ts';
@@ -91,6 +100,15 @@ export async function openCore(
   defineMaintenanceJobs(jobs, {
     repository: new MaintenanceRepository(database.db),
     heartbeatIntervalMs: config.jobs.heartbeatIntervalMs,
+  });
+  defineAuditJobs(jobs, {
+    trail: new AuditTrail(new AuditRepository(database.db), {
+      logger,
+      retentionDays: config.audit.retentionDays,
+      exportDir: config.audit.exportDir,
+    }),
+    exportEnabled: config.audit.exportDir !== undefined,
+    exportEveryMs: config.audit.exportIntervalMs,
   });
   // Jobs that need feature services (health checks, re-wrap) are defined by buildServices,
   // which both processes call; runner.start() fails when a declared job has no handler.
@@ -153,6 +171,14 @@ export async function openVault(config: Config, logger: Logger): Promise<Vault> 
 }
 
 /**
+ * Every table the vault seals into, for master-key rotation (a feature that starts sealing
+ * adds its store here, or the old key could never be dropped).
+ */
+export function sealedStores(db: Database): SealedStore[] {
+  return [credentialsSealedStore(new CredentialsRepository(db)), settingsSealedStore(new AuthRepository(db))];
+}
+
+/**
  * Builds the feature services (no listening, no background work besides audit batching)
  * and defines the jobs that need them in `core.jobs`. Both processes call it: the server
  * for its routes (and, without Redis, to run the jobs itself), the workers process to run
@@ -165,7 +191,11 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     logger,
     batchSize: config.audit.batchSize,
     flushIntervalMs: config.audit.flushIntervalMs,
+    bufferMax: config.audit.bufferMax,
+    spoolDir: config.audit.spoolDir,
   });
+  // Replays events an earlier run spilled to disk (database down at shutdown).
+  await audit.start();
   const vault = await openVault(config, logger);
   const credentialsRepository = new CredentialsRepository(db);
   const credentials = new CredentialsService(credentialsRepository, vault, audit);
@@ -203,7 +233,7 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     metrics: hooks.metrics,
   });
   registry.setDiscoverer((server, principal) => gateway.discover(server, principal));
-  const rotation = new CredentialsRotation({ repo: credentialsRepository, vault, audit, logger });
+  const rotation = new CredentialsRotation({ stores: sealedStores(db), vault, audit, logger });
   defineMonitoringJobs(core.jobs, {
     upstreamHealth,
     probe: (server, options) => gateway.healthCheck(server, options),
@@ -287,6 +317,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       warmProcesses: () => observed.gateway.warmProcesses,
       jobQueue: () => core.runner.depth(),
       auditPending: () => observed.audit.pending,
+      // With Redis the health checks run in the workers process: read their verdicts back
+      // (in-process, the onUpstreamStatus hook above sets them as each check ends).
+      ...(core.runner.kind === 'bullmq'
+        ? {
+            upstreamHealth: async () => {
+              const [statuses, servers] = await Promise.all([
+                observed.upstreamHealth.statusesById(),
+                observed.registry.list(),
+              ]);
+              return servers.map((s) => ({ server: s.slug, status: statuses.get(s.id) ?? 'unknown' }));
+            },
+          }
+        : {}),
     });
     const bootstrap = await services.keys.ensureBootstrapAdmin(config.secrets.adminBootstrapToken);
     generatedAdminKey = bootstrap.generatedKey;

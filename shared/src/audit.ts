@@ -93,15 +93,15 @@ export interface AuditVerifyStart {
 /** The first place where the chain does not hold. */
 export interface AuditChainBreak {
   seq: number;
-  /** Event id; null when the break is missing events at the end of the chain. */
+  /** Event id; null when the break is at the chain head (no event to name). */
   id: string | null;
   /**
    * `hash_mismatch`: the event was changed after it was written.
    * `prev_hash_mismatch`: the event before it is missing or was replaced.
-   * `missing_tail`: events at the end of the chain are missing (the chain head names a later one).
+   * `head_mismatch`: the chain head names another last event: events at the end are missing, or the head was edited.
    * `head_missing`: the chain head row is gone.
    */
-  reason: 'hash_mismatch' | 'prev_hash_mismatch' | 'missing_tail' | 'head_missing';
+  reason: 'hash_mismatch' | 'prev_hash_mismatch' | 'head_mismatch' | 'head_missing';
   expectedHash: string;
   storedHash: string;
   expectedPrevHash: string;

@@ -23,6 +23,18 @@ export const jobPayloadSchemas = {
     /** Records per database round trip. */
     batchSize: z.number().int().min(1).max(10_000).default(200),
   }),
+  /**
+   * Refreshes upstream OAuth tokens that expire within CREDENTIALS_REFRESH_MARGIN_SECONDS
+   * (one refresh per token across processes, under a lock); a refused grant needs the
+   * user's consent again.
+   */
+  'credentials.refresh': z.object({
+    source: z.string().max(200).default('schedule'),
+  }),
+  /** Deletes audit events older than AUDIT_RETENTION_DAYS (a prefix of the chain) and records a checkpoint. */
+  'audit.retention': z.object({}),
+  /** Writes the audit events recorded since the last export to a JSONL file in AUDIT_EXPORT_DIR. */
+  'audit.export': z.object({}),
 } as const;
 
 export type JobName = keyof typeof jobPayloadSchemas;

@@ -36,6 +36,29 @@ export const remoteTransportSchema = z.object({
 export const transportSchema = z.discriminatedUnion('type', [stdioTransportSchema, remoteTransportSchema]);
 export type TransportConfig = z.infer<typeof transportSchema>;
 
+/** An OAuth scope token (RFC 6749 §3.3: printable ASCII except space, `"` and `\\`). */
+const oauthScope = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,256}$/, 'must be an OAuth scope (no spaces or quotes)');
+
+/**
+ * `oauth` of a remote server whose upstream requires OAuth: each user connects their own
+ * account and the gateway is the OAuth client. Without `clientId` the gateway registers
+ * itself dynamically (RFC 7591) once per server; `clientSecret` is sealed and never shown.
+ */
+export const oauthSettingsSchema = z
+  .object({
+    /** Scopes to ask for (when the upstream's metadata does not say). */
+    scopes: z.array(oauthScope).max(64).default([]),
+    /** A client an admin registered at the upstream's authorization server. */
+    clientId: z.string().min(1).max(512).optional(),
+    clientSecret: z.string().min(1).max(4096).optional(),
+  })
+  .strict()
+  .refine((o) => !o.clientSecret || o.clientId, {
+    path: ['clientSecret'],
+    message: 'needs clientId',
+  });
+export type OAuthSettings = z.infer<typeof oauthSettingsSchema>;
+
 /** A value each user supplies for a server: an environment variable (stdio) or a header (remote). */
 export const credentialFieldSchema = z.object({
   name: z.string().min(1).max(128),
@@ -57,12 +80,17 @@ const serverFields = {
   threadIsolated: z.boolean().default(false),
   /** Tools that need the user's approval in chat before they run. */
   sensitiveTools: z.array(z.string().min(1).max(256)).max(512).default([]),
+  /** The upstream requires OAuth: every user connects their own account (remote servers only). */
+  oauth: oauthSettingsSchema.optional(),
 };
 
 function checkCredentialFields(
-  value: { transport: TransportConfig; credentialFields: CredentialField[] },
+  value: { transport: TransportConfig; credentialFields: CredentialField[]; oauth?: OAuthSettings | undefined },
   ctx: z.RefinementCtx,
 ) {
+  if (value.oauth && value.transport.type === 'stdio') {
+    ctx.addIssue({ code: 'custom', path: ['oauth'], message: 'is for remote servers only (not stdio)' });
+  }
   const seen = new Set<string>();
   value.credentialFields.forEach((f, i) => {
     const wanted = value.transport.type === 'stdio' ? 'env' : 'header';
@@ -106,6 +134,8 @@ export const updateServerSchema = z
     enabled: z.boolean().optional(),
     threadIsolated: z.boolean().optional(),
     sensitiveTools: z.array(z.string().min(1).max(256)).max(512).optional(),
+    /** Replaced whole (a secret left out is removed); `null` turns OAuth off. */
+    oauth: oauthSettingsSchema.nullable().optional(),
   })
   .strict()
   .refine((v) => Object.keys(v).length > 0, 'must change at least one field');
@@ -137,6 +167,8 @@ export interface ServerView {
   enabled: boolean;
   threadIsolated: boolean;
   sensitiveTools: string[];
+  /** OAuth settings (the client secret is never shown, only whether one is set); null: no OAuth. */
+  oauth: { scopes: string[]; clientId: string | null; clientSecretSet: boolean } | null;
   source: 'api' | 'file';
   capabilities: Capabilities | null;
   capabilitiesAt: string | null;

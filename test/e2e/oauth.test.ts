@@ -180,12 +180,13 @@ describe.skipIf(!(await hasChromium()))('OAuth for MCP clients and OIDC web sign
       if (here.pathname.startsWith('/oauth/interaction/')) {
         expect(await page.textContent('h1')).toContain('Test MCP Client');
         await Promise.all([
-          page.waitForURL((u) => !u.pathname.startsWith('/oauth/interaction/') || options.deny === true, {
-            timeout: 10_000,
-          }),
-          page.click(options.deny ? 'text=Deny' : 'text=Allow'),
+          page.waitForLoadState(),
+          page.click(options.deny ? 'button:has-text("Deny")' : 'button:has-text("Allow")'),
         ]);
         if (options.deny) return;
+        if (new URL(page.url()).pathname.startsWith('/oauth/interaction/')) {
+          throw new Error(`consent did not complete: ${page.url()}: ${await page.textContent('body')}`);
+        }
         continue;
       }
       await page.waitForTimeout(100);
@@ -226,12 +227,16 @@ describe.skipIf(!(await hasChromium()))('OAuth for MCP clients and OIDC web sign
       resource: `${gateway.publicUrl}/mcp/alpha`,
       authorization_servers: [gateway.publicUrl],
     });
-    const root = await (await fetch(`${gateway.url}/.well-known/oauth-protected-resource`)).json();
+    const root = (await (await fetch(`${gateway.url}/.well-known/oauth-protected-resource`)).json()) as {
+      resource: string;
+    };
     expect(root.resource).toBe(`${gateway.publicUrl}/mcp`);
     const meta = await discoverAuthorizationServerMetadata(gateway.publicUrl);
     expect(meta?.code_challenge_methods_supported).toEqual(['S256']);
     expect(meta?.registration_endpoint).toBe(`${gateway.publicUrl}/oauth/register`);
-    const rfc8414 = await (await fetch(`${gateway.url}/.well-known/oauth-authorization-server`)).json();
+    const rfc8414 = (await (await fetch(`${gateway.url}/.well-known/oauth-authorization-server`)).json()) as {
+      issuer: string;
+    };
     expect(rfc8414.issuer).toBe(gateway.publicUrl);
   });
 
@@ -245,7 +250,7 @@ describe.skipIf(!(await hasChromium()))('OAuth for MCP clients and OIDC web sign
       }),
     });
     expect(res.status).toBe(400);
-    expect((await res.json()).error).toBe('invalid_redirect_uri');
+    expect(((await res.json()) as { error: string }).error).toBe('invalid_redirect_uri');
   });
 
   it('runs the SDK OAuth flow end to end: sign-in at the IdP, consent, token, tool calls limited by rules', async () => {

@@ -2,6 +2,8 @@
 // and stdio): the `health.check` job records up/down with latency, GET
 // /api/servers/{slug}/health shows it, and the aggregate endpoint leaves out a server that
 // is down. Run by the server's in-process runner, and by a real workers process on BullMQ.
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpstreamHealthView } from '@gateway/shared';
 import { loadConfig } from '../../server/src/platform/config/config.ts';
@@ -10,7 +12,6 @@ import { startServer, type RunningServer } from '../../server/src/runtime.ts';
 import { tempDir, testLogger } from '../support/config.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import {
-  connectMcp,
   everythingStdio,
   registerServer,
   remoteHttp,
@@ -40,18 +41,25 @@ async function waitForHealth(
     const res = await client.get(`/api/servers/${slug}/health`);
     last = res.body;
     if (res.status === 200 && match(res.body as UpstreamHealthView)) return res.body as UpstreamHealthView;
-    if (Date.now() > deadline) throw new Error(`health of ${slug} never matched; last: ${JSON.stringify(last)}`);
+    if (Date.now() > deadline)
+      throw new Error(`health of ${slug} never matched; last: ${JSON.stringify(last)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
 /** Tool names the aggregate endpoint lists for `key` (a fresh session each time). */
 async function aggregateTools(url: string, key: string): Promise<string[]> {
-  const c = await connectMcp(`${url}/mcp`, key);
+  // A client without roots: server-everything then exits as soon as its session ends.
+  const client = new Client({ name: 'health-test', version: '1.0.0' }, { capabilities: {} });
+  const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp`), {
+    requestInit: { headers: { Authorization: `Bearer ${key}` } },
+  });
+  await client.connect(transport);
   try {
-    return (await c.client.listTools()).tools.map((t) => t.name);
+    return (await client.listTools()).tools.map((t) => t.name);
   } finally {
-    await c.close();
+    await transport.terminateSession().catch(() => {});
+    await client.close();
   }
 }
 
@@ -212,7 +220,10 @@ describe.runIf(multiProcess)('health checks run by the workers process on BullMQ
       HEALTH_CHECK_TIMEOUT_MS: '5000',
     };
     // The server only produces jobs here; the checks run in the workers process.
-    server = await startServer(loadConfig({ NODE_ENV: 'test', PORT: '0', LOG_LEVEL: 'silent', ...env }), testLogger());
+    server = await startServer(
+      loadConfig({ NODE_ENV: 'test', PORT: '0', LOG_LEVEL: 'silent', ...env }),
+      testLogger(),
+    );
     admin = api(server.url, ADMIN_TOKEN);
     workers = spawnEntry('workers/src/main.ts', env);
     await workers.waitFor(/workers consuming jobs/);

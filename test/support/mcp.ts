@@ -24,7 +24,7 @@ import {
   type ElicitRequest,
   type LoggingMessageNotification,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { api } from './server.ts';
+import { grant, type api } from './server.ts';
 
 type Api = ReturnType<typeof api>;
 
@@ -125,18 +125,14 @@ export function memoryStdio(slug: string, file: string) {
 
 /**
  * Registers a server as admin (which runs capability discovery) and grants it to everyone,
- * so that user-role keys may use it; throws with the response body on any other answer.
+ * so that user-role keys may use it; throws with the response body unless created.
  */
 export async function registerServer(admin: Api, body: { slug: string }): Promise<Record<string, unknown>> {
   const res = await admin.post('/api/servers', body);
   if (res.status !== 201) {
     throw new Error(`POST /api/servers ${body.slug}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
   }
-  const rule = await admin.post('/api/access-rules', { subjectType: 'everyone', server: body.slug });
-  // 404: a build without access rules, where every user may use every enabled server.
-  if (rule.status !== 201 && rule.status !== 404) {
-    throw new Error(`POST /api/access-rules ${body.slug}: HTTP ${rule.status} ${JSON.stringify(rule.body)}`);
-  }
+  await grant(admin, body.slug);
   return res.body as Record<string, unknown>;
 }
 

@@ -22,10 +22,13 @@ const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const TYPES = new Set<MetricType>(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
 
+/** As Prometheus reads values (Go's ParseFloat): NaN and Inf in any letter case. */
 function parseValue(raw: string, where: string): number {
-  if (raw === '+Inf' || raw === 'Inf') return Infinity;
-  if (raw === '-Inf') return -Infinity;
-  if (raw === 'NaN') return NaN;
+  const special = raw.toLowerCase();
+  if (special === '+inf' || special === 'inf' || special === '+infinity' || special === 'infinity')
+    return Infinity;
+  if (special === '-inf' || special === '-infinity') return -Infinity;
+  if (special === 'nan') return NaN;
   if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(raw)) throw new Error(`${where}: bad value "${raw}"`);
   return Number(raw);
 }
@@ -47,7 +50,8 @@ function parseSample(line: string, where: string): Sample {
       const labelMatch = /^[a-zA-Z_][a-zA-Z0-9_]*/.exec(line.slice(i));
       if (!labelMatch) throw new Error(`${where}: bad label name at column ${i}`);
       const label = labelMatch[0];
-      if (!LABEL_NAME.test(label) || label.startsWith('__')) throw new Error(`${where}: reserved label ${label}`);
+      if (!LABEL_NAME.test(label) || label.startsWith('__'))
+        throw new Error(`${where}: reserved label ${label}`);
       i += label.length;
       if (line[i] !== '=' || line[i + 1] !== '"') throw new Error(`${where}: expected =" after ${label}`);
       i += 2;
@@ -140,7 +144,8 @@ export function parsePrometheusText(text: string): Map<string, MetricFamily> {
       const [, kind, name, rest] = m;
       if (!METRIC_NAME.test(name!)) throw new Error(`${where}: bad metric name`);
       let family = families.get(name!);
-      if (family && family !== current) throw new Error(`${where}: ${name} declared again after other metrics`);
+      if (family && family !== current)
+        throw new Error(`${where}: ${name} declared again after other metrics`);
       if (!family) {
         family = { name: name!, type: 'untyped', help: undefined, samples: [] };
         families.set(name!, family);

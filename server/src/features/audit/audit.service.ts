@@ -1,10 +1,11 @@
-import type { AuditEventView, AuditPage, AuditQuery } from '@gateway/shared';
+import type { AuditPage, AuditQuery } from '@gateway/shared';
 import { badRequest } from '../../platform/http/errors.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
 import { buildAuditRecord, type AuditEventInput, type AuditRecord } from './audit.record.ts';
-import type { AuditRepository, AuditRow } from './audit.repository.ts';
+import type { AuditRepository } from './audit.repository.ts';
 import { AuditSpool, compareOrder, type SpoolFile } from './audit.spool.ts';
 import { AuditTrail } from './audit.trail.ts';
+import { toAuditView } from './audit.view.ts';
 
 /** Anything that accepts audit events; features depend on this, not on the service. */
 export interface AuditSink {
@@ -93,8 +94,13 @@ export class AuditService implements AuditSink {
     this.trail = new AuditTrail(repo, { logger: options.logger });
   }
 
-  /** Events not yet in the database. */
-  get pending(): AuditPending {
+  /** Events not yet in the database (memory and spool together), for metrics. */
+  get pending(): number {
+    return this.#buffer.length + this.#spilling + this.#spooled;
+  }
+
+  /** `pending`, split into memory and disk. */
+  get pendingDetail(): AuditPending {
     return { buffered: this.#buffer.length + this.#spilling, spooled: this.#spooled };
   }
 
@@ -237,7 +243,7 @@ export class AuditService implements AuditSink {
       this.#failures++;
       const retryMs = Math.min(this.#maxRetryMs, 250 * 2 ** Math.min(this.#failures, 7));
       this.#logger.error(
-        { err: (err as Error).message, ...this.pending, retryMs },
+        { err: (err as Error).message, ...this.pendingDetail, retryMs },
         'audit write failed; keeping events and retrying',
       );
       this.#schedule(retryMs);
@@ -314,36 +320,4 @@ export class AuditService implements AuditSink {
       nextCursor: rows.length > query.limit && last ? Buffer.from(String(last.seq)).toString('base64url') : null,
     };
   }
-}
-
-/** The API form of a stored event. */
-export function toAuditView(r: AuditRow): AuditEventView {
-  return {
-    seq: r.seq,
-    id: r.id,
-    at: r.at.toISOString(),
-    category: r.category,
-    action: r.action,
-    status: r.status,
-    userId: r.userId,
-    serverSlug: r.serverSlug,
-    toolName: r.toolName,
-    resourceUri: r.resourceUri,
-    threadId: r.threadId,
-    sessionId: r.sessionId,
-    apiKeyId: r.apiKeyId,
-    oauthClientId: r.oauthClientId,
-    clientName: r.clientName,
-    clientVersion: r.clientVersion,
-    ip: r.ip,
-    direction: r.direction,
-    error: r.error,
-    latencyMs: r.latencyMs,
-    requestBytes: r.requestBytes,
-    responseBytes: r.responseBytes,
-    credentialScope: r.credentialScope,
-    details: r.details,
-    prevHash: r.prevHash,
-    hash: r.hash,
-  };
 }

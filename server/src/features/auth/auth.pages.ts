@@ -89,3 +89,8 @@ revoke it under "Connected clients".</p>
 export function errorPage(title: string, message: string): string {
   return page(title, `<h1>${escapeHtml(title)}</h1><p class="error" role="alert">${escapeHtml(message)}</p>`);
 }
+
+/** A step that went well (e.g. an upstream account connected), with what to do next. */
+export function successPage(title: string, message: string): string {
+  return page(title, `<h1>${escapeHtml(title)}</h1><p role="status">${escapeHtml(message)}</p>`);
+}

@@ -1,4 +1,4 @@
-import { and, eq, lt, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, lt, ne, sql } from 'drizzle-orm';
 import type { Database } from '../../platform/db/database.ts';
 import { oauthStore, sealedSettings, webSessions } from './auth.schema.ts';
 
@@ -97,5 +97,43 @@ export class AuthRepository {
   async putSettingIfAbsent(row: typeof sealedSettings.$inferInsert) {
     await this.#db.insert(sealedSettings).values(row).onConflictDoNothing();
     return (await this.getSetting(row.name))!;
+  }
+
+  // ----- master-key rotation of sealed settings -----
+  async countSettingsByKey(keyId: string): Promise<{ total: number; underKey: number }> {
+    const [row] = await this.#db
+      .select({
+        total: sql<number>`count(*)::int`,
+        underKey: sql<number>`(count(*) filter (where ${sealedSettings.keyId} = ${keyId}))::int`,
+      })
+      .from(sealedSettings);
+    return { total: Number(row?.total ?? 0), underKey: Number(row?.underKey ?? 0) };
+  }
+  async listSettingsNotUnderKey(keyId: string, afterName: string | undefined, limit: number) {
+    return this.#db
+      .select()
+      .from(sealedSettings)
+      .where(and(ne(sealedSettings.keyId, keyId), afterName ? gt(sealedSettings.name, afterName) : undefined))
+      .orderBy(asc(sealedSettings.name))
+      .limit(limit);
+  }
+  /** Swaps the wrapped data key only if the row still holds the one that was read. */
+  async replaceSettingWrappedKey(
+    name: string,
+    expected: { keyId: string; wrappedKey: string },
+    next: { keyId: string; wrappedKey: string },
+  ): Promise<boolean> {
+    const rows = await this.#db
+      .update(sealedSettings)
+      .set({ keyId: next.keyId, wrappedKey: next.wrappedKey })
+      .where(
+        and(
+          eq(sealedSettings.name, name),
+          eq(sealedSettings.keyId, expected.keyId),
+          eq(sealedSettings.wrappedKey, expected.wrappedKey),
+        ),
+      )
+      .returning({ name: sealedSettings.name });
+    return rows.length > 0;
   }
 }

@@ -2,6 +2,7 @@ export { bearerToken, principalOf, requireAuth, requireRole, type Authenticator 
 export { canReadAudit, isAdmin, type Principal } from './principal.ts';
 export { AuthRepository } from './auth.repository.ts';
 export { authApiRoutes } from './auth.routes.ts';
-export { sharedSecret } from './auth.secrets.ts';
+export { settingsSealedStore, sharedSecret } from './auth.secrets.ts';
 export { roleForGroups, safeReturnTo, WebAuth, type OidcSettings } from './auth.web.ts';
 export { MCP_SCOPE, OAuthServer, redirectUriAllowed, resourceFor } from './oauth.server.ts';
+export { errorPage, successPage } from './auth.pages.ts';

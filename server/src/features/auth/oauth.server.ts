@@ -216,6 +216,8 @@ export class OAuthServer {
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         token_endpoint_auth_method: 'none',
+        // The signing key is P-256: ID tokens (for clients that ask for openid) use ES256 too.
+        id_token_signed_response_alg: 'ES256',
       },
       extraClientMetadata: {
         // Not a real property: a hook that runs on every registration to vet redirect URIs.
@@ -401,7 +403,19 @@ export class OAuthServer {
         const resources = ([] as string[]).concat(
           (details.params['resource'] as string | string[] | undefined) ?? [],
         );
-        res.set('Cache-Control', 'no-store').send(
+        // The form's POST ends in a redirect to the client's redirect URI: CSP form-action
+        // applies to that redirect too, so the client's origin (or scheme) must be allowed.
+        const redirect = new URL(String(details.params['redirect_uri']));
+        const target =
+          redirect.protocol === 'http:' || redirect.protocol === 'https:'
+            ? redirect.origin
+            : redirect.protocol;
+        res.set('Cache-Control', 'no-store');
+        res.set(
+          'Content-Security-Policy',
+          `default-src 'self'; form-action 'self' ${target}; frame-ancestors 'none'; base-uri 'self'; object-src 'none'`,
+        );
+        res.send(
           consentPage({
             uid: details.uid,
             csrf: web.csrfToken(req),

@@ -1,11 +1,14 @@
-import { and, asc, eq, gt, isNull, ne, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, isNull, lt, lte, ne, sql, type SQL } from 'drizzle-orm';
 import type { Database } from '../../platform/db/database.ts';
 import { servers } from '../registry/registry.schema.ts';
-import { credentials } from './credentials.schema.ts';
+import { credentials, oauthPendingAuthorizations } from './credentials.schema.ts';
 
 export type CredentialRow = typeof credentials.$inferSelect;
+export type PendingAuthorizationRow = typeof oauthPendingAuthorizations.$inferSelect;
+export type CredentialKind = 'values' | 'oauth';
 export interface CredentialOwner {
   scope: 'user' | 'server';
+  kind: CredentialKind;
   serverId: string;
   userId: string | null;
   threadId: string;
@@ -14,10 +17,21 @@ export interface CredentialOwner {
 function ownerWhere(o: CredentialOwner): SQL {
   return and(
     eq(credentials.scope, o.scope),
+    eq(credentials.kind, o.kind),
     eq(credentials.serverId, o.serverId),
     o.userId ? eq(credentials.userId, o.userId) : isNull(credentials.userId),
     eq(credentials.threadId, o.threadId),
   )!;
+}
+
+/** What gets sealed and stored for one owner. */
+export interface SealedRecord {
+  keyId: string;
+  wrappedKey: string;
+  ciphertext: string;
+  fieldNames?: string;
+  expiresAt?: Date | null;
+  status?: 'ok' | 'needs_consent';
 }
 
 export class CredentialsRepository {
@@ -31,19 +45,130 @@ export class CredentialsRepository {
     return row;
   }
 
-  async upsert(
-    owner: CredentialOwner,
-    sealed: { keyId: string; wrappedKey: string; ciphertext: string; fieldNames: string },
-  ): Promise<CredentialRow> {
+  async findById(id: string): Promise<CredentialRow | undefined> {
+    const [row] = await this.#db.select().from(credentials).where(eq(credentials.id, id));
+    return row;
+  }
+
+  async upsert(owner: CredentialOwner, sealed: SealedRecord): Promise<CredentialRow> {
     const [row] = await this.#db
       .insert(credentials)
       .values({ ...owner, ...sealed })
       .onConflictDoUpdate({
-        target: [credentials.scope, credentials.serverId, credentials.userId, credentials.threadId],
+        target: [
+          credentials.scope,
+          credentials.kind,
+          credentials.serverId,
+          credentials.userId,
+          credentials.threadId,
+        ],
         set: { ...sealed, updatedAt: new Date() },
       })
       .returning();
     return row!;
+  }
+
+  /** Inserts unless the owner already has a record; returns the stored record either way. */
+  async insertIfAbsent(owner: CredentialOwner, sealed: SealedRecord): Promise<CredentialRow> {
+    const [row] = await this.#db
+      .insert(credentials)
+      .values({ ...owner, ...sealed })
+      .onConflictDoNothing()
+      .returning();
+    return row ?? (await this.find(owner))!;
+  }
+
+  /**
+   * Replaces a record's sealed content only if it still holds the version that was read
+   * (compare-and-set on the ciphertext, which every seal makes unique and a master-key
+   * re-wrap leaves alone): a refresh never overwrites tokens another process stored
+   * meanwhile. Returns the new row, or undefined when the record changed.
+   */
+  async replaceIfUnchanged(
+    id: string,
+    expectedCiphertext: string,
+    sealed: SealedRecord,
+  ): Promise<CredentialRow | undefined> {
+    const [row] = await this.#db
+      .update(credentials)
+      .set({ ...sealed, updatedAt: new Date() })
+      .where(and(eq(credentials.id, id), eq(credentials.ciphertext, expectedCiphertext)))
+      .returning();
+    return row;
+  }
+
+  /** Marks a record `needs_consent` if it still holds the version that was read. */
+  async markNeedsConsent(id: string, expectedCiphertext: string): Promise<boolean> {
+    const rows = await this.#db
+      .update(credentials)
+      .set({ status: 'needs_consent', updatedAt: new Date() })
+      .where(
+        and(
+          eq(credentials.id, id),
+          eq(credentials.ciphertext, expectedCiphertext),
+          eq(credentials.status, 'ok'),
+        ),
+      )
+      .returning({ id: credentials.id });
+    return rows.length > 0;
+  }
+
+  /** Users' OAuth token records in good standing whose access token expires before `before`. */
+  async listOAuthExpiring(before: Date, limit: number): Promise<CredentialRow[]> {
+    return this.#db
+      .select()
+      .from(credentials)
+      .where(
+        and(
+          eq(credentials.kind, 'oauth'),
+          eq(credentials.scope, 'user'),
+          eq(credentials.status, 'ok'),
+          lte(credentials.expiresAt, before),
+        ),
+      )
+      .orderBy(asc(credentials.expiresAt))
+      .limit(limit);
+  }
+
+  async insertPending(row: typeof oauthPendingAuthorizations.$inferInsert): Promise<void> {
+    await this.#db.insert(oauthPendingAuthorizations).values(row);
+  }
+
+  async findPending(state: string): Promise<PendingAuthorizationRow | undefined> {
+    const [row] = await this.#db
+      .select()
+      .from(oauthPendingAuthorizations)
+      .where(eq(oauthPendingAuthorizations.state, state));
+    return row;
+  }
+
+  /**
+   * Uses up a pending authorization: only once, only before it expires, only by the user who
+   * started it. Undefined when any of that does not hold (nothing changes then).
+   */
+  async consumePending(state: string, userId: string, now: Date): Promise<PendingAuthorizationRow | undefined> {
+    const [row] = await this.#db
+      .update(oauthPendingAuthorizations)
+      .set({ usedAt: now })
+      .where(
+        and(
+          eq(oauthPendingAuthorizations.state, state),
+          eq(oauthPendingAuthorizations.userId, userId),
+          isNull(oauthPendingAuthorizations.usedAt),
+          gt(oauthPendingAuthorizations.expiresAt, now),
+        ),
+      )
+      .returning();
+    return row;
+  }
+
+  /** Deletes pending authorizations that expired before `before` (used or not). */
+  async deleteExpiredPending(before: Date): Promise<number> {
+    const rows = await this.#db
+      .delete(oauthPendingAuthorizations)
+      .where(lt(oauthPendingAuthorizations.expiresAt, before))
+      .returning({ state: oauthPendingAuthorizations.state });
+    return rows.length;
   }
 
   async delete(owner: CredentialOwner): Promise<boolean> {
@@ -56,6 +181,9 @@ export class CredentialsRepository {
 
   async deleteForServer(serverId: string): Promise<void> {
     await this.#db.delete(credentials).where(eq(credentials.serverId, serverId));
+    await this.#db
+      .delete(oauthPendingAuthorizations)
+      .where(eq(oauthPendingAuthorizations.serverId, serverId));
   }
 
   /** A user's credentials with their server slugs (names only are used by callers). */

@@ -1,16 +1,56 @@
 import type { KeyRotationReport } from '@gateway/shared';
-import { VaultError, type Vault } from '../../platform/crypto/vault.ts';
+import { VaultError, type Sealed, type Vault } from '../../platform/crypto/vault.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
 import type { AuditSink } from '../audit/index.ts';
 import type { Principal } from '../auth/index.ts';
 import type { CredentialsRepository } from './credentials.repository.ts';
 import { aad } from './credentials.service.ts';
 
+/** One vault-sealed record as rotation sees it: its id in its table, the sealed value, its AAD. */
+export interface SealedRecord {
+  id: string;
+  sealed: Sealed;
+  aad: string;
+}
+
+/**
+ * A table of vault-sealed records. Every feature that seals with the vault provides one, so
+ * a rotation re-wraps every secret and the old master key can then be dropped.
+ */
+export interface SealedStore {
+  /** The table's name, for logs. */
+  readonly name: string;
+  /** How many records the table holds, and how many of them are under master key `keyId`. */
+  countByKey(keyId: string): Promise<{ total: number; underKey: number }>;
+  /** Up to `limit` records not under `keyId`, in id order after `afterId`. */
+  listNotUnderKey(keyId: string, afterId: string | undefined, limit: number): Promise<SealedRecord[]>;
+  /** Compare-and-set of the wrapped data key; false when the record changed since it was read. */
+  replaceWrappedKey(
+    id: string,
+    expected: Pick<Sealed, 'keyId' | 'wrappedKey'>,
+    next: Pick<Sealed, 'keyId' | 'wrappedKey'>,
+  ): Promise<boolean>;
+}
+
+/** The credentials table as a sealed store (users' and servers' upstream secrets). */
+export function credentialsSealedStore(repo: CredentialsRepository): SealedStore {
+  return {
+    name: 'credentials',
+    countByKey: (keyId) => repo.countByKey(keyId),
+    async listNotUnderKey(keyId, afterId, limit) {
+      const rows = await repo.listNotUnderKey(keyId, afterId, limit);
+      return rows.map((row) => ({ id: row.id, sealed: row, aad: aad(row) }));
+    },
+    replaceWrappedKey: (id, expected, next) => repo.replaceWrappedKey(id, expected, next),
+  };
+}
+
 /** Who started a re-wrap run: recorded in its audit event. */
 export type RotationTrigger = 'cli' | 'api' | 'job';
 
 /**
- * Master-key rotation: re-wraps every sealed record's data key under the current master key
+ * Master-key rotation: re-wraps every sealed record's data key, in every sealed store (the
+ * credentials table, the identity feature's sealed settings), under the current master key
  * (ENCRYPTION_KEY), opening it with whichever loaded key sealed it (ENCRYPTION_PREVIOUS_KEYS).
  *
  * Safe beside running servers: records are read in batches (keyset paging over ids) and each
@@ -20,22 +60,26 @@ export type RotationTrigger = 'cli' | 'api' | 'job';
  * two runs at once, from two processes) does nothing more.
  */
 export class CredentialsRotation {
-  readonly #repo: CredentialsRepository;
+  readonly #stores: readonly SealedStore[];
   readonly #vault: Vault;
   readonly #audit: AuditSink;
   readonly #logger: Logger;
 
-  constructor(deps: { repo: CredentialsRepository; vault: Vault; audit: AuditSink; logger: Logger }) {
-    this.#repo = deps.repo;
+  constructor(deps: { stores: readonly SealedStore[]; vault: Vault; audit: AuditSink; logger: Logger }) {
+    this.#stores = deps.stores;
     this.#vault = deps.vault;
     this.#audit = deps.audit;
     this.#logger = deps.logger.child({ feature: 'credentials' });
   }
 
-  /** Records not under the current master key (one count query). */
+  /** Records not under the current master key (one count query per store). */
   async pending(): Promise<number> {
-    const { total, underKey } = await this.#repo.countByKey(this.#vault.currentKeyId);
-    return total - underKey;
+    let pending = 0;
+    for (const store of this.#stores) {
+      const { total, underKey } = await store.countByKey(this.#vault.currentKeyId);
+      pending += total - underKey;
+    }
+    return pending;
   }
 
   /** Re-wraps every record not under the current key; one audit event per run (counts only). */
@@ -60,28 +104,11 @@ export class CredentialsRotation {
     const missing = new Set<string>();
     let failure: unknown;
     try {
-      const counts = await this.#repo.countByKey(currentKeyId);
-      report.total = counts.total;
-      report.alreadyCurrent = counts.underKey;
-      let after: string | undefined;
-      for (;;) {
-        const rows = await this.#repo.listNotUnderKey(currentKeyId, after, batchSize);
-        for (const row of rows) {
-          after = row.id;
-          let next;
-          try {
-            next = this.#vault.rewrap(row, aad(row));
-          } catch (err) {
-            // Left as it is (it still opens wherever its key is loaded); the run goes on.
-            report.failed++;
-            if (err instanceof VaultError && /not loaded/.test(err.message)) missing.add(row.keyId);
-            continue;
-          }
-          if (await this.#repo.replaceWrappedKey(row.id, row, next)) report.rewrapped++;
-          else report.skipped++;
-        }
-        this.#logger.debug({ batch: rows.length, rewrapped: report.rewrapped }, 're-wrap batch done');
-        if (rows.length < batchSize) break;
+      for (const store of this.#stores) {
+        const counts = await store.countByKey(currentKeyId);
+        report.total += counts.total;
+        report.alreadyCurrent += counts.underKey;
+        await this.#rewrapStore(store, batchSize, report, missing);
       }
     } catch (err) {
       failure = err;
@@ -110,5 +137,29 @@ export class CredentialsRotation {
     else this.#logger.debug(log, 'credentials re-wrap: nothing to do');
     if (failure) throw failure;
     return report;
+  }
+
+  async #rewrapStore(store: SealedStore, batchSize: number, report: KeyRotationReport, missing: Set<string>) {
+    const currentKeyId = this.#vault.currentKeyId;
+    let after: string | undefined;
+    for (;;) {
+      const records = await store.listNotUnderKey(currentKeyId, after, batchSize);
+      for (const record of records) {
+        after = record.id;
+        let next: Sealed;
+        try {
+          next = this.#vault.rewrap(record.sealed, record.aad);
+        } catch (err) {
+          // Left as it is (it still opens wherever its key is loaded); the run goes on.
+          report.failed++;
+          if (err instanceof VaultError && /not loaded/.test(err.message)) missing.add(record.sealed.keyId);
+          continue;
+        }
+        if (await store.replaceWrappedKey(record.id, record.sealed, next)) report.rewrapped++;
+        else report.skipped++;
+      }
+      this.#logger.debug({ store: store.name, batch: records.length }, 're-wrap batch done');
+      if (records.length < batchSize) return;
+    }
   }
 }

@@ -1,7 +1,8 @@
-import { Router } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { rotateKeysSchema } from '@gateway/shared';
 import { validate } from '../../platform/http/validate.ts';
-import { isAdmin, principalOf, requireRole } from '../auth/index.ts';
+import { errorPage, isAdmin, principalOf, requireRole, successPage, type WebAuth } from '../auth/index.ts';
+import { UpstreamOAuthError, type UpstreamOAuthService } from './credentials.oauth.ts';
 import type { CredentialsRotation } from './credentials.rotation.ts';
 
 /**
@@ -25,5 +26,68 @@ export function keyRotationRoutes(deps: { rotation: CredentialsRotation }): Rout
       res.set('Cache-Control', 'no-store').json(report);
     },
   );
+  return router;
+}
+
+const queryText = (req: Request, name: string): string | undefined => {
+  const v = req.query[name];
+  return typeof v === 'string' && v.length <= 4096 ? v : undefined;
+};
+
+/**
+ * The browser side of connecting an upstream account (pages, signed-in users only):
+ * `GET /oauth/upstream/start?state=` sends the user to the upstream's authorization server
+ * (the link a client gets in its "needs authorization" error), and
+ * `GET /oauth/upstream/callback` is where that server sends them back with the code.
+ * Both require the gateway's web session (sign-in first, then back here), and the
+ * authorization must be the signed-in user's own.
+ */
+export function upstreamOAuthRoutes(deps: { upstreamOAuth: UpstreamOAuthService; web: WebAuth }): Router {
+  const { upstreamOAuth, web } = deps;
+  const router = Router();
+  const signedIn = async (req: Request, res: Response) => {
+    const principal = await web.principalFromSession(req);
+    if (!principal) res.redirect(`/auth/login?returnTo=${encodeURIComponent(req.originalUrl)}`);
+    return principal;
+  };
+  const fail = (res: Response, err: unknown) => {
+    const known = err instanceof UpstreamOAuthError;
+    res
+      .status(known ? err.status : 500)
+      .send(errorPage('Connection failed', known ? err.message : 'Something went wrong. Connect again.'));
+  };
+
+  router.get('/oauth/upstream/start', web.session, async (req, res) => {
+    res.set('Cache-Control', 'no-store');
+    try {
+      const principal = await signedIn(req, res);
+      if (!principal) return;
+      const state = queryText(req, 'state');
+      if (!state) throw new UpstreamOAuthError('the link has no state parameter');
+      res.redirect(await upstreamOAuth.start(state, principal.userId));
+    } catch (err) {
+      fail(res, err);
+    }
+  });
+
+  router.get('/oauth/upstream/callback', web.session, async (req, res) => {
+    res.set('Cache-Control', 'no-store');
+    try {
+      const principal = await signedIn(req, res);
+      if (!principal) return;
+      const target = await upstreamOAuth.callback(
+        { state: queryText(req, 'state'), code: queryText(req, 'code'), error: queryText(req, 'error') },
+        principal.userId,
+      );
+      res.send(
+        successPage(
+          'Connected',
+          `Your account at ${target.name} is connected to the gateway. Go back to your MCP client or chat and try again.`,
+        ),
+      );
+    } catch (err) {
+      fail(res, err);
+    }
+  });
   return router;
 }

@@ -2,7 +2,7 @@ import type { CredentialField, CredentialView, PutCredentials } from '@gateway/s
 import type { Vault } from '../../platform/crypto/vault.ts';
 import { badRequest, notFound } from '../../platform/http/errors.ts';
 import type { AuditSink } from '../audit/index.ts';
-import type { CredentialOwner, CredentialsRepository } from './credentials.repository.ts';
+import type { CredentialOwner, CredentialRow, CredentialsRepository } from './credentials.repository.ts';
 
 /** The part of a registered server the credentials feature needs. */
 export interface CredentialTarget {
@@ -18,8 +18,26 @@ export interface ResolvedCredentials {
   scope: 'thread' | 'user' | 'none';
 }
 
-/** Binds a sealed record to its owner (the vault's additional authenticated data); rotation re-uses it. */
-export const aad = (o: CredentialOwner) => `${o.scope}|${o.serverId}|${o.userId ?? ''}|${o.threadId}`;
+/**
+ * Binds a sealed record to its owner (the vault's additional authenticated data); rotation
+ * re-uses it. OAuth records name their kind too, so values and tokens never swap; value
+ * records keep the original form, so records sealed before kinds existed still open.
+ */
+export const aad = (o: CredentialOwner) =>
+  `${o.scope}|${o.serverId}|${o.userId ?? ''}|${o.threadId}${o.kind === 'oauth' ? '|oauth' : ''}`;
+
+/** A stored record as the API shows it (never its sealed content). */
+export function toCredentialView(row: CredentialRow, serverSlug: string): CredentialView {
+  return {
+    serverSlug,
+    threadId: row.threadId || null,
+    kind: row.kind,
+    fields: row.kind === 'values' ? row.fieldNames.split(',').filter(Boolean) : [],
+    status: row.status,
+    expiresAt: row.kind === 'oauth' ? (row.expiresAt?.toISOString() ?? null) : null,
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
 
 /**
  * Secrets for upstream servers, sealed by the vault. A user's values for a server (optionally
@@ -71,6 +89,7 @@ export class CredentialsService {
     }
     const owner: CredentialOwner = {
       scope: 'user',
+      kind: 'values',
       serverId: server.id,
       userId,
       threadId: input.threadId ?? '',
@@ -85,17 +104,13 @@ export class CredentialsService {
       threadId: input.threadId ?? null,
       details: { fields: Object.keys(input.values) },
     });
-    return {
-      serverSlug: server.slug,
-      threadId: input.threadId ?? null,
-      fields: row.fieldNames.split(',').filter(Boolean),
-      updatedAt: row.updatedAt.toISOString(),
-    };
+    return toCredentialView(row, server.slug);
   }
 
   async deleteUserValues(userId: string, server: CredentialTarget, threadId?: string): Promise<void> {
     const ok = await this.#repo.delete({
       scope: 'user',
+      kind: 'values',
       serverId: server.id,
       userId,
       threadId: threadId ?? '',
@@ -111,14 +126,10 @@ export class CredentialsService {
     });
   }
 
+  /** The caller's own credentials (values and OAuth connections), names and status only. */
   async listForUser(userId: string): Promise<CredentialView[]> {
     const rows = await this.#repo.listForUser(userId);
-    return rows.map(({ credential, slug }) => ({
-      serverSlug: slug,
-      threadId: credential.threadId || null,
-      fields: credential.fieldNames.split(',').filter(Boolean),
-      updatedAt: credential.updatedAt.toISOString(),
-    }));
+    return rows.map(({ credential, slug }) => toCredentialView(credential, slug));
   }
 
   /**
@@ -135,6 +146,7 @@ export class CredentialsService {
       const thread = context.threadId
         ? await this.#open({
             scope: 'user',
+            kind: 'values',
             serverId: server.id,
             userId: context.userId,
             threadId: context.threadId,
@@ -144,6 +156,7 @@ export class CredentialsService {
       else if (!(context.threadId && server.threadIsolated)) {
         const user = await this.#open({
           scope: 'user',
+          kind: 'values',
           serverId: server.id,
           userId: context.userId,
           threadId: '',
@@ -167,13 +180,37 @@ export class CredentialsService {
 
   /** Replaces a server's static (admin-supplied) secret values. */
   async putServerStatic(serverId: string, values: Record<string, string>): Promise<void> {
-    const owner: CredentialOwner = { scope: 'server', serverId, userId: null, threadId: '' };
+    const owner: CredentialOwner = { scope: 'server', kind: 'values', serverId, userId: null, threadId: '' };
     if (Object.keys(values).length) await this.#store(owner, values);
     else await this.#repo.delete(owner);
   }
 
   async getServerStatic(serverId: string): Promise<Record<string, string>> {
-    return (await this.#open({ scope: 'server', serverId, userId: null, threadId: '' })) ?? {};
+    return (
+      (await this.#open({ scope: 'server', kind: 'values', serverId, userId: null, threadId: '' })) ?? {}
+    );
+  }
+
+  /**
+   * Sets the gateway's OAuth client at a server's authorization server: an admin's static
+   * client (id and sealed secret) replaces whatever was stored; `undefined` drops it (the
+   * gateway then registers itself dynamically at first use).
+   */
+  async putServerOAuthClient(
+    serverId: string,
+    client: { clientId: string; clientSecret?: string | undefined } | undefined,
+  ): Promise<void> {
+    const owner: CredentialOwner = { scope: 'server', kind: 'oauth', serverId, userId: null, threadId: '' };
+    if (!client) {
+      await this.#repo.delete(owner);
+      return;
+    }
+    const info = {
+      client_id: client.clientId,
+      ...(client.clientSecret ? { client_secret: client.clientSecret } : {}),
+    };
+    const sealed = this.#vault.seal(JSON.stringify(info), aad(owner));
+    await this.#repo.upsert(owner, { ...sealed, fieldNames: '' });
   }
 
   async deleteForServer(serverId: string): Promise<void> {

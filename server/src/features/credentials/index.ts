@@ -5,5 +5,14 @@ export {
   type ResolvedCredentials,
 } from './credentials.service.ts';
 export { CredentialsRotation, type RotationTrigger } from './credentials.rotation.ts';
-export { keyRotationRoutes } from './credentials.routes.ts';
+export { keyRotationRoutes, upstreamOAuthRoutes } from './credentials.routes.ts';
 export { defineCredentialsJobs } from './credentials.jobs.ts';
+export {
+  UpstreamOAuthError,
+  UpstreamOAuthService,
+  VaultOAuthProvider,
+  type OAuthScope,
+  type OAuthTarget,
+  type RefreshOutcome,
+} from './credentials.oauth.ts';
+export { InProcessLock, RedisLock, type RefreshLock } from './credentials.lock.ts';

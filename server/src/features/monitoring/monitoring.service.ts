@@ -134,44 +134,53 @@ export class UpstreamHealthService {
       (s) => s.enabled && (options.slug === undefined || s.slug === options.slug),
     );
     const previous = await this.#loadLatest();
-    const results: {
-      server: ServerRecord;
-      row: HealthCheckInsert;
-      capabilities?: Capabilities | undefined;
-    }[] = [];
+    const byStatus: Record<UpstreamStatus, number> = { up: 0, degraded: 0, down: 0, unknown: 0 };
+    let checked = 0;
     let next = 0;
     const worker = async () => {
       while (next < servers.length) {
         const server = servers[next++]!;
-        results.push({ server, ...(await this.#checkOne(server, probe)) });
+        const { row, capabilities } = await this.#checkOne(server, probe);
+        // Recorded as soon as it is known: one slow server does not delay the others' status.
+        if (await this.#record(server, previous.get(server.id)?.status, row, capabilities)) {
+          byStatus[row.status]++;
+          checked++;
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(PARALLEL_CHECKS, servers.length) }, worker));
-    const byStatus: Record<UpstreamStatus, number> = { up: 0, degraded: 0, down: 0, unknown: 0 };
-    for (const { server, row, capabilities } of results) {
-      try {
-        await this.#repo.insert(row);
-      } catch (err) {
-        // Typically the server was deleted while it was being checked (its rows go with it).
-        this.#logger.warn({ server: server.slug, err: safeError(err) }, 'could not record a health check');
-        continue;
-      }
-      byStatus[row.status]++;
-      this.#logTransition(server.slug, previous.get(server.id)?.status, row);
-      try {
-        this.#onStatus?.(server.slug, row.status, row.latencyMs ?? null);
-      } catch (err) {
-        this.#logger.warn({ err: safeError(err) }, 'health status listener failed');
-      }
-      if (capabilities) {
-        await this.#registry.recordCapabilities(server.slug, capabilities).catch((err: unknown) => {
-          this.#logger.warn({ server: server.slug, err: safeError(err) }, 'could not store capabilities');
-        });
-      }
-    }
     await this.#repo.prune(this.#settings.historySize);
     this.#cache = undefined;
-    return { checked: results.length, byStatus };
+    return { checked, byStatus };
+  }
+
+  /** Stores one check, logs a status change, tells the listener, refreshes the capabilities. */
+  async #record(
+    server: ServerRecord,
+    from: UpstreamStatus | undefined,
+    row: HealthCheckInsert,
+    capabilities: Capabilities | undefined,
+  ): Promise<boolean> {
+    try {
+      await this.#repo.insert(row);
+    } catch (err) {
+      // Typically the server was deleted while it was being checked (its rows go with it).
+      this.#logger.warn({ server: server.slug, err: safeError(err) }, 'could not record a health check');
+      return false;
+    }
+    this.#cache = undefined;
+    this.#logTransition(server.slug, from, row);
+    try {
+      this.#onStatus?.(server.slug, row.status, row.latencyMs ?? null);
+    } catch (err) {
+      this.#logger.warn({ err: safeError(err) }, 'health status listener failed');
+    }
+    if (capabilities) {
+      await this.#registry.recordCapabilities(server.slug, capabilities).catch((err: unknown) => {
+        this.#logger.warn({ server: server.slug, err: safeError(err) }, 'could not store capabilities');
+      });
+    }
+    return true;
   }
 
   async #checkOne(

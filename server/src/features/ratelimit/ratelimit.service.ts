@@ -53,9 +53,9 @@ const WINDOW_SECONDS = 60;
 /** A Redis answer slower than this falls back to the in-memory counter for that request. */
 const REDIS_TIMEOUT_MS = 500;
 /**
- * Refusals audited per key and window. A client hammering past its limit is refused on
- * every request, and an audit row for each would let it flood the audit trail; the metric
- * still counts every refusal.
+ * Refusals audited (and logged) per key and window. A client hammering past its limit is
+ * refused on every request, and a row for each would let it flood the audit trail and the
+ * logs; the metric still counts every refusal.
  */
 const AUDITED_PER_WINDOW = 10;
 const MAX_KEY_PART = 256;
@@ -183,19 +183,19 @@ export class RateLimitService {
           error: rejection.message,
           details: { scope, limitPerMinute: limit, method: subject.method, path: subject.path },
         });
+        this.#logger.info(
+          {
+            scope,
+            userId: principal?.userId,
+            ip: subject.ip,
+            server: about.serverSlug,
+            tool: about.toolName,
+            method: subject.method,
+            path: subject.path,
+          },
+          'rate limit exceeded',
+        );
       }
-      this.#logger.info(
-        {
-          scope,
-          userId: subject.principal?.userId,
-          ip: subject.ip,
-          server: about.serverSlug,
-          tool: about.toolName,
-          method: subject.method,
-          path: subject.path,
-        },
-        'rate limit exceeded',
-      );
       return rejection;
     }
   }

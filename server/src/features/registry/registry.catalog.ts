@@ -41,6 +41,7 @@ export function toServerDefinition(name: string, raw: unknown): CreateServer {
     threadIsolated?: unknown;
     enabled?: unknown;
     sensitiveTools?: unknown;
+    oauth?: unknown;
     name?: unknown;
   };
   const transport =
@@ -65,6 +66,7 @@ export function toServerDefinition(name: string, raw: unknown): CreateServer {
     ...(extra.threadIsolated !== undefined ? { threadIsolated: extra.threadIsolated } : {}),
     ...(extra.enabled !== undefined ? { enabled: extra.enabled } : {}),
     ...(extra.sensitiveTools !== undefined ? { sensitiveTools: extra.sensitiveTools } : {}),
+    ...(extra.oauth !== undefined ? { oauth: extra.oauth } : {}),
     transport,
   });
 }

@@ -2,6 +2,13 @@ import { sql } from 'drizzle-orm';
 import { boolean, jsonb, pgTable, text, timestamp, uuid, uniqueIndex } from 'drizzle-orm/pg-core';
 import type { Capabilities, CredentialField, TransportConfig } from '@gateway/shared';
 
+/** A server's OAuth settings as stored: whether a client secret is set, never the secret. */
+export interface StoredOAuthSettings {
+  scopes: string[];
+  clientId?: string | undefined;
+  clientSecretSet: boolean;
+}
+
 /** Registered MCP servers. Static secrets in `transport` are sealed by the credentials vault. */
 export const servers = pgTable(
   'servers',
@@ -18,6 +25,8 @@ export const servers = pgTable(
     enabled: boolean('enabled').notNull().default(true),
     threadIsolated: boolean('thread_isolated').notNull().default(false),
     sensitiveTools: jsonb('sensitive_tools').$type<string[]>().notNull().default([]),
+    /** OAuth settings without the client secret (sealed by the credentials vault); null: no OAuth. */
+    oauth: jsonb('oauth').$type<StoredOAuthSettings>(),
     /** `api` (created over REST) or `file` (synced from MCP_SERVERS_FILE). */
     source: text('source', { enum: ['api', 'file'] })
       .notNull()

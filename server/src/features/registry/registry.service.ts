@@ -2,6 +2,7 @@ import {
   createServerSchema,
   type Capabilities,
   type CreateServer,
+  type OAuthSettings,
   type ServerView,
   type TransportConfig,
   type UpdateServer,
@@ -12,6 +13,7 @@ import type { AuditSink } from '../audit/index.ts';
 import type { Principal } from '../auth/principal.ts';
 import type { CredentialsService } from '../credentials/index.ts';
 import type { RegistryRepository, ServerRow } from './registry.repository.ts';
+import type { StoredOAuthSettings } from './registry.schema.ts';
 
 /** A registered server with its static secrets opened: what a connector needs. */
 export interface ServerRecord extends ServerRow {
@@ -27,6 +29,15 @@ export type UrlGuard = (url: string) => Promise<void>;
 
 function staticValues(t: TransportConfig): Record<string, string> {
   return t.type === 'stdio' ? t.env : t.headers;
+}
+
+/** OAuth settings as stored: the client secret goes to the vault, only whether it is set stays. */
+function storedOAuth(o: OAuthSettings): StoredOAuthSettings {
+  return {
+    scopes: o.scopes,
+    ...(o.clientId ? { clientId: o.clientId } : {}),
+    clientSecretSet: Boolean(o.clientSecret),
+  };
 }
 
 /** The transport as stored: static values moved to the vault, names kept with empty values. */
@@ -50,6 +61,13 @@ export function toServerView(row: ServerRow): ServerView {
     enabled: row.enabled,
     threadIsolated: row.threadIsolated,
     sensitiveTools: row.sensitiveTools,
+    oauth: row.oauth
+      ? {
+          scopes: row.oauth.scopes,
+          clientId: row.oauth.clientId ?? null,
+          clientSecretSet: row.oauth.clientSecretSet,
+        }
+      : null,
     source: row.source,
     capabilities: row.capabilities ?? null,
     capabilitiesAt: row.capabilitiesAt?.toISOString() ?? null,
@@ -165,6 +183,7 @@ export class RegistryService {
         enabled: input.enabled,
         threadIsolated: input.threadIsolated,
         sensitiveTools: input.sensitiveTools,
+        oauth: input.oauth ? storedOAuth(input.oauth) : null,
         source: options.source ?? 'api',
       });
     } catch (err) {
@@ -177,6 +196,7 @@ export class RegistryService {
       throw err;
     }
     await this.#credentials.putServerStatic(row.id, staticValues(input.transport));
+    if (input.oauth?.clientId) await this.#credentials.putServerOAuthClient(row.id, input.oauth);
     this.invalidate();
     this.#audit.record({
       category: 'admin',
@@ -198,6 +218,14 @@ export class RegistryService {
       transport: input.transport ?? current.transport,
       credentialFields: input.credentialFields ?? current.credentialFields,
     };
+    const nextOAuth = input.oauth === undefined ? current.oauth : input.oauth;
+    if (nextOAuth && next.transport.type === 'stdio') {
+      const path = input.oauth ? 'body.oauth' : 'body.transport.type';
+      const message = input.oauth
+        ? 'is for remote servers only (not stdio)'
+        : 'cannot be stdio while the server uses OAuth (set oauth to null first)';
+      throw new AppError('validation_failed', `${path}: ${message}`, { issues: [{ path, message }] });
+    }
     if (input.credentialFields || input.transport) {
       const check = createServerSchema.safeParse({ slug, name: current.name, ...next });
       if (!check.success) {
@@ -216,9 +244,18 @@ export class RegistryService {
       ...(input.enabled !== undefined ? { enabled: input.enabled } : {}),
       ...(input.threadIsolated !== undefined ? { threadIsolated: input.threadIsolated } : {}),
       ...(input.sensitiveTools ? { sensitiveTools: input.sensitiveTools } : {}),
+      ...(input.oauth !== undefined ? { oauth: input.oauth ? storedOAuth(input.oauth) : null } : {}),
     });
     if (!row) throw notFound(`server ${slug}`);
     if (input.transport) await this.#credentials.putServerStatic(row.id, staticValues(input.transport));
+    if (input.oauth !== undefined) {
+      // A static client replaces the stored one; dropping it (or OAuth) forgets it. A dynamic
+      // registration stays across other changes: users' grants are bound to that client.
+      if (input.oauth?.clientId) await this.#credentials.putServerOAuthClient(row.id, input.oauth);
+      else if (!input.oauth || current.oauth?.clientId) {
+        await this.#credentials.putServerOAuthClient(row.id, undefined);
+      }
+    }
     this.invalidate();
     this.#audit.record({
       category: 'admin',

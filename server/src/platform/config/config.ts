@@ -225,6 +225,14 @@ const envSchema = z.object({
   AUDIT_BATCH_SIZE: int(1, 10_000).default(200),
   /** Milliseconds an audit event may wait in memory before its batch is written. */
   AUDIT_FLUSH_INTERVAL_MS: int(10, 60_000).default(250),
+  /** Audit events held in memory while the database is slow or down; beyond this they spill to DATA_DIR/audit-spool. */
+  AUDIT_BUFFER_MAX: int(10, 10_000_000).default(10_000),
+  /** Days audit events are kept; the daily audit.retention job deletes older ones. 0 keeps them forever. */
+  AUDIT_RETENTION_DAYS: int(0, 36_500).default(365),
+  /** Directory the audit.export job writes JSONL files to (events since the last export). Unset: no export job. */
+  AUDIT_EXPORT_DIR: z.preprocess(emptyToUndefined, z.string().optional()),
+  /** Hours between two runs of the audit.export job. */
+  AUDIT_EXPORT_INTERVAL_HOURS: int(1, 8_760).default(24),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -347,6 +355,11 @@ function build(env: z.infer<typeof envSchema>) {
     audit: {
       batchSize: env.AUDIT_BATCH_SIZE,
       flushIntervalMs: env.AUDIT_FLUSH_INTERVAL_MS,
+      bufferMax: env.AUDIT_BUFFER_MAX,
+      spoolDir: path.join(dataDir, 'audit-spool'),
+      retentionDays: env.AUDIT_RETENTION_DAYS,
+      exportDir: env.AUDIT_EXPORT_DIR ? path.resolve(env.AUDIT_EXPORT_DIR) : undefined,
+      exportIntervalMs: env.AUDIT_EXPORT_INTERVAL_HOURS * 3_600_000,
     },
   };
 }

@@ -99,6 +99,12 @@ async function openPostgres(
   // An idle client losing its connection emits 'error' on the pool; unhandled, that would
   // crash the process. Readiness reports the outage instead.
   pool.on('error', (err) => logger.warn({ err: safeMessage(err) }, 'postgres idle client error'));
+  // A checked-out client (a transaction between two queries) whose connection drops emits
+  // 'error' with no pool listener attached: without this one, a database outage during a
+  // transaction would crash the process. The transaction's next query fails and rolls back.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => logger.warn({ err: safeMessage(err) }, 'postgres connection lost'));
+  });
   try {
     await pool.query('select 1');
   } catch (err) {

@@ -26,6 +26,14 @@ export interface MetricSources {
   jobQueue?: () => Promise<{ waiting: number; active: number; failed: number }>;
   /** Audit events buffered in memory, not yet written. */
   auditPending?: () => number;
+  /**
+   * The latest health check of every registered server, read at scrape time: with Redis
+   * the checks run in the workers process, so this process learns them from the database.
+   * `latencyMs` undefined leaves the latency gauge as the last in-process check set it.
+   */
+  upstreamHealth?: () => Promise<
+    { server: string; status: UpstreamHealthStatus; latencyMs?: number | null }[]
+  >;
 }
 
 const OTHER = '_other';
@@ -93,6 +101,10 @@ export class Metrics {
   readonly #labels = new LabelGuard(LABEL_VALUE_LIMIT);
   #sources: MetricSources = {};
   #lastQueue = { waiting: 0, active: 0, failed: 0 };
+  /** Servers with health series, so servers gone from the registry lose theirs. */
+  readonly #healthServers = new Set<string>();
+  /** One health read per scrape, shared by the three health gauges (collected in parallel). */
+  #healthRead: { at: number; done: Promise<void> } | undefined;
 
   readonly #httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly #httpDuration: Histogram<'method' | 'route' | 'status'>;
@@ -133,23 +145,27 @@ export class Metrics {
       buckets: MCP_BUCKETS,
       registers,
     });
+    const refreshHealth = () => this.#refreshHealth();
     this.#upstreamUp = new Gauge({
       name: 'gateway_upstream_up',
       help: '1 when the last health check reached the upstream MCP server (up or degraded), 0 when it was down.',
       labelNames: ['server'],
       registers,
+      collect: refreshHealth,
     });
     this.#upstreamStatus = new Gauge({
       name: 'gateway_upstream_status',
       help: 'Health of each upstream MCP server: 1 for its current status, 0 for the others.',
       labelNames: ['server', 'status'],
       registers,
+      collect: refreshHealth,
     });
     this.#upstreamLatency = new Gauge({
       name: 'gateway_upstream_check_latency_seconds',
       help: 'Round trip of the last health-check ping to each upstream MCP server.',
       labelNames: ['server'],
       registers,
+      collect: refreshHealth,
     });
     this.#rateLimited = new Counter({
       name: 'gateway_rate_limit_rejections_total',
@@ -222,7 +238,31 @@ export class Metrics {
     });
   }
 
-  /** Attaches what the gauges read at scrape time (sessions, warm pool, job queue, audit buffer). */
+  #refreshHealth(): Promise<void> {
+    const read = this.#sources.upstreamHealth;
+    if (!read) return Promise.resolve();
+    if (this.#healthRead && Date.now() - this.#healthRead.at < 1_000) return this.#healthRead.done;
+    let timer: NodeJS.Timeout | undefined;
+    const done = Promise.race([
+      read(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), COLLECT_TIMEOUT_MS);
+      }),
+    ])
+      .then((checks) => {
+        const present = new Set(checks.map((c) => c.server));
+        for (const server of this.#healthServers) if (!present.has(server)) this.forgetUpstream(server);
+        for (const c of checks) this.setUpstreamHealth(c.server, c.status, c.latencyMs);
+      })
+      .catch(() => {
+        // Keep the last known health: a scrape must not fail because the database is slow.
+      })
+      .finally(() => clearTimeout(timer));
+    this.#healthRead = { at: Date.now(), done };
+    return done;
+  }
+
+  /** Attaches what the gauges read at scrape time (sessions, warm pool, job queue, audit buffer, health). */
   observe(sources: MetricSources): void {
     this.#sources = { ...this.#sources, ...sources };
   }
@@ -259,10 +299,12 @@ export class Metrics {
 
   /**
    * The health-check job's verdict on one upstream: sets `gateway_upstream_up{server}`,
-   * `gateway_upstream_status{server,status}` and the ping latency. `unknown` (not checked)
-   * removes the server's `up` and latency series rather than claiming it is down.
+   * `gateway_upstream_status{server,status}` and the ping latency (null: not reached;
+   * undefined: leave it). `unknown` (not checked) removes the server's `up` and latency
+   * series rather than claiming it is down.
    */
-  setUpstreamHealth(server: string, status: UpstreamHealthStatus, latencyMs: number | null): void {
+  setUpstreamHealth(server: string, status: UpstreamHealthStatus, latencyMs?: number | null): void {
+    this.#healthServers.add(server);
     for (const s of ['up', 'degraded', 'down', 'unknown'] as const) {
       this.#upstreamStatus.set({ server, status: s }, s === status ? 1 : 0);
     }
@@ -271,12 +313,14 @@ export class Metrics {
     } else {
       this.#upstreamUp.set({ server }, status === 'down' ? 0 : 1);
     }
-    if (latencyMs === null || status === 'unknown') this.#upstreamLatency.remove({ server });
+    if (latencyMs === undefined && status !== 'unknown') return;
+    if (latencyMs == null || status === 'unknown') this.#upstreamLatency.remove({ server });
     else this.#upstreamLatency.set({ server }, latencyMs / 1000);
   }
 
   /** Drops every health series of a server (it was deleted from the registry). */
   forgetUpstream(server: string): void {
+    this.#healthServers.delete(server);
     this.#upstreamUp.remove({ server });
     this.#upstreamLatency.remove({ server });
     for (const status of ['up', 'degraded', 'down', 'unknown'])
