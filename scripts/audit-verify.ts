@@ -57,7 +57,9 @@ function describe(report: AuditVerifyReport): string {
 async function main(): Promise<number> {
   let args;
   try {
-    args = parseArgs({ options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+    args = parseArgs({
+      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    }).values;
   } catch (err) {
     process.stderr.write(`audit:verify: ${(err as Error).message}\n\n${HELP}`);
     return 2;

@@ -1,13 +1,6 @@
 // `npm run keys:rotate`: re-wraps every stored secret under the current master key. The
 // same work as POST /api/admin/keys/rotate and the credentials.rewrap job, run from a shell.
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
-import { AuditRepository, AuditService } from '../server/src/features/audit/index.ts';
-import { CredentialsRotation } from '../server/src/features/credentials/index.ts';
-import { loadConfig } from '../server/src/platform/config/config.ts';
-import { DatabaseUnavailableError, openDatabase } from '../server/src/platform/db/database.ts';
-import { createLogger } from '../server/src/platform/logging/logger.ts';
-import { openVault, sealedStores } from '../server/src/runtime.ts';
 
 const HELP = `Usage: npm run keys:rotate [-- --batch-size N]
 
@@ -67,6 +60,25 @@ const fail = (message: string): never => {
   process.stderr.write(`keys:rotate: ${message}\n`);
   process.exit(1);
 };
+
+// Loaded after the arguments are checked, so --help and usage errors answer at once.
+const [
+  { pino },
+  { AuditRepository, AuditService },
+  { CredentialsRotation },
+  { loadConfig },
+  { DatabaseUnavailableError, openDatabase },
+  { createLogger },
+  { openVault, sealedStores },
+] = await Promise.all([
+  import('pino'),
+  import('../server/src/features/audit/index.ts'),
+  import('../server/src/features/credentials/index.ts'),
+  import('../server/src/platform/config/config.ts'),
+  import('../server/src/platform/db/database.ts'),
+  import('../server/src/platform/logging/logger.ts'),
+  import('../server/src/runtime.ts'),
+]);
 
 try {
   const config = loadConfig(process.env);

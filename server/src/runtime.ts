@@ -26,7 +26,11 @@ import {
   credentialsSealedStore,
   type SealedStore,
   defineCredentialsJobs,
+  InProcessLock,
   keyRotationRoutes,
+  RedisLock,
+  upstreamOAuthRoutes,
+  UpstreamOAuthService,
 } from './features/credentials/index.ts';
 import { Gateway, gatewayRoutes } from './features/gateway/index.ts';
 import { healthRoutes, HealthService } from './features/health/index.ts';
@@ -149,6 +153,8 @@ export interface Services {
   readonly upstreamHealth: UpstreamHealthService;
   readonly rotation: CredentialsRotation;
   readonly authRepo: AuthRepository;
+  /** Users' connections to upstream servers that require OAuth (tokens, refresh job). */
+  readonly upstreamOAuth: UpstreamOAuthService;
 }
 
 /** Hooks into the services for cross-cutting pieces built elsewhere (metrics). */
@@ -219,6 +225,21 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     onStatus: hooks.onUpstreamStatus,
   });
   const publicOrigins = config.http.publicUrl ? [new URL(config.http.publicUrl).origin] : [];
+  // Upstreams and the authorization servers they name are reached through the same SSRF guard.
+  const upstreamFetch = createGuardedFetch(policy, { timeoutMs: config.gateway.connectTimeoutMs });
+  const upstreamOAuth = new UpstreamOAuthService({
+    repo: credentialsRepository,
+    vault,
+    audit,
+    logger,
+    // One refresh per token across every process (server replicas and workers) with Redis.
+    lock: core.redis && config.redis ? new RedisLock(core.redis, config.redis.prefix) : new InProcessLock(),
+    fetch: upstreamFetch,
+    serverById: async (id) => (await registry.list()).find((s) => s.id === id),
+    publicUrl: config.http.publicUrl,
+    refreshMarginSeconds: config.credentials.refreshMarginSeconds,
+    onRefresh: hooks.metrics ? (outcome) => hooks.metrics?.recordTokenRefresh(outcome) : undefined,
+  });
   const gateway = new Gateway({
     config: config.gateway,
     publicOrigins,
@@ -226,8 +247,9 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     registry,
     access,
     credentials,
+    upstreamOAuth,
     audit,
-    upstreamFetch: createGuardedFetch(policy, { timeoutMs: config.gateway.connectTimeoutMs }),
+    upstreamFetch,
     guardUrl: (url) => assertUrlAllowed(url, policy),
     upstreamHealth,
     metrics: hooks.metrics,
@@ -239,7 +261,13 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     probe: (server, options) => gateway.healthCheck(server, options),
     intervalMs: config.health.intervalMs,
   });
-  defineCredentialsJobs(core.jobs, { rotation });
+  defineCredentialsJobs(core.jobs, {
+    rotation,
+    upstreamOAuth,
+    refreshIntervalMs: config.credentials.refreshIntervalMs,
+    // Servers may have changed in another process (the workers process has its own cache).
+    beforeRefresh: () => registry.invalidate(),
+  });
   const authRepo = new AuthRepository(db);
   return {
     audit,
@@ -253,6 +281,7 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     authRepo,
     upstreamHealth,
     rotation,
+    upstreamOAuth,
   };
 }
 
@@ -344,6 +373,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     root.use((req, res, next) => (inner ? inner(req, res, next) : res.status(503).end()));
     http = await listen(root, config.http.host, config.http.port, tls);
     publicUrl = config.http.publicUrl ?? http.url;
+    services.upstreamOAuth.setPublicUrl(publicUrl);
     const s = services;
     const sessionSecret =
       config.identity.sessionSecret ?? (await sharedSecret(s.authRepo, s.vault, 'session-secret'));
@@ -425,6 +455,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         healthRoutes(health),
         metricsRoutes(metrics, { token: config.metrics.token }),
         ipRateLimit(limits),
+        // Before the authorization server's routes: they claim every other /oauth/ path.
+        upstreamOAuthRoutes({ upstreamOAuth: s.upstreamOAuth, web }),
         oauthServer.routes(),
         webRoutes,
         mcp,

@@ -10,9 +10,19 @@ export const slugSchema = z
   )
   .refine((s) => !s.includes('--'), 'must not contain "--"');
 
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be a valid environment variable name');
-const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, 'must be a valid HTTP header name');
-const forbiddenHeaders = new Set(['host', 'content-length', 'connection', 'transfer-encoding', 'mcp-session-id']);
+const envName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be a valid environment variable name');
+const headerName = z
+  .string()
+  .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, 'must be a valid HTTP header name');
+const forbiddenHeaders = new Set([
+  'host',
+  'content-length',
+  'connection',
+  'transfer-encoding',
+  'mcp-session-id',
+]);
 
 export const stdioTransportSchema = z.object({
   type: z.literal('stdio'),
@@ -37,7 +47,9 @@ export const transportSchema = z.discriminatedUnion('type', [stdioTransportSchem
 export type TransportConfig = z.infer<typeof transportSchema>;
 
 /** An OAuth scope token (RFC 6749 §3.3: printable ASCII except space, `"` and `\\`). */
-const oauthScope = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,256}$/, 'must be an OAuth scope (no spaces or quotes)');
+const oauthScope = z
+  .string()
+  .regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,256}$/, 'must be an OAuth scope (no spaces or quotes)');
 
 /**
  * `oauth` of a remote server whose upstream requires OAuth: each user connects their own
@@ -85,7 +97,11 @@ const serverFields = {
 };
 
 function checkCredentialFields(
-  value: { transport: TransportConfig; credentialFields: CredentialField[]; oauth?: OAuthSettings | undefined },
+  value: {
+    transport: TransportConfig;
+    credentialFields: CredentialField[];
+    oauth?: OAuthSettings | undefined;
+  },
   ctx: z.RefinementCtx,
 ) {
   if (value.oauth && value.transport.type === 'stdio') {
@@ -106,7 +122,8 @@ function checkCredentialFields(
       ctx.addIssue({
         code: 'custom',
         path: ['credentialFields', i, 'name'],
-        message: f.kind === 'env' ? 'must be a valid environment variable name' : 'must be a valid header name',
+        message:
+          f.kind === 'env' ? 'must be a valid environment variable name' : 'must be a valid header name',
       });
     }
     const key = f.kind === 'header' ? f.name.toLowerCase() : f.name;

@@ -17,6 +17,7 @@ import { testConfig, testLogger } from '../support/config.ts';
 import {
   EVERYTHING_BIN,
   everythingStdio,
+  NO_RATE_LIMITS,
   registerServer,
   remoteHttp,
   startEverythingHttp,
@@ -165,7 +166,7 @@ try {
   const upstream = await startEverythingHttp();
   cleanups.push(() => upstream.stop());
   server = await startServer(
-    testConfig({ ADMIN_BOOTSTRAP_TOKEN: ADMIN_TOKEN, UPSTREAM_ALLOW_LOOPBACK: 'true' }),
+    testConfig({ ...NO_RATE_LIMITS, ADMIN_BOOTSTRAP_TOKEN: ADMIN_TOKEN, UPSTREAM_ALLOW_LOOPBACK: 'true' }),
     testLogger(),
   );
   const admin = api(server.url, ADMIN_TOKEN);

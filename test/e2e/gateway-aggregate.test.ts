@@ -9,6 +9,7 @@ import {
   connectMcp,
   everythingStdio,
   memoryStdio,
+  NO_RATE_LIMITS,
   registerServer,
   remoteHttp,
   ROOTS,
@@ -22,7 +23,7 @@ import {
 } from '../support/mcp.ts';
 import { createUserKey, useServer } from '../support/server.ts';
 
-const ctx = useServer();
+const ctx = useServer('pglite', NO_RATE_LIMITS);
 const open: McpConnection[] = [];
 const upstreams: EverythingHttp[] = [];
 let user: Awaited<ReturnType<typeof createUserKey>>;

@@ -9,6 +9,7 @@ import {
   auditSince,
   connectMcp,
   initializeRequest,
+  NO_RATE_LIMITS,
   rawMcp,
   registerServer,
   remoteHttp,
@@ -23,7 +24,7 @@ import {
 import { createUserKey, useServer } from '../support/server.ts';
 
 const ALLOWED_ORIGIN = 'https://app.example';
-const ctx = useServer('pglite', { GATEWAY_ALLOWED_ORIGINS: ALLOWED_ORIGIN });
+const ctx = useServer('pglite', { ...NO_RATE_LIMITS, GATEWAY_ALLOWED_ORIGINS: ALLOWED_ORIGIN });
 const open: McpConnection[] = [];
 let upstream: EverythingHttp;
 let proxy: RecordingProxy;

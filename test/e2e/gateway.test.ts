@@ -17,6 +17,7 @@ import {
   connectMcp,
   everythingStdio,
   memoryStdio,
+  NO_RATE_LIMITS,
   registerServer,
   remoteHttp,
   ROOTS,
@@ -32,7 +33,7 @@ import {
 import { createUserKey, useServer } from '../support/server.ts';
 import { REQUIREMENTS } from './requirements.ts';
 
-const ctx = useServer();
+const ctx = useServer('pglite', NO_RATE_LIMITS);
 const open: McpConnection[] = [];
 const upstreams: EverythingHttp[] = [];
 let user: Awaited<ReturnType<typeof createUserKey>>;

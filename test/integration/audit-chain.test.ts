@@ -35,7 +35,9 @@ async function reset(db: DatabaseHandle) {
 }
 
 const seqs = async (db: DatabaseHandle) =>
-  (await exec<{ seq: string | number }>(db, 'select seq from audit_events order by seq')).map((r) => Number(r.seq));
+  (await exec<{ seq: string | number }>(db, 'select seq from audit_events order by seq')).map((r) =>
+    Number(r.seq),
+  );
 
 /** Events with awkward values: every one must hash the same before the insert and after reading it back. */
 function awkward(i: number): AuditEventInput {
@@ -115,8 +117,14 @@ describe.each(await engines())('audit hash chain on %s', (engine) => {
   it('changing one event (details or action) is reported at exactly that seq', async () => {
     const written = await writeEvents(120);
     const target = written[57]!;
-    const [row] = await exec<{ id: string; hash: string }>(db, `select id, hash from audit_events where seq = ${target}`);
-    await exec(db, `update audit_events set details = '{"arguments":{"path":"/etc/shadow"}}' where seq = ${target}`);
+    const [row] = await exec<{ id: string; hash: string }>(
+      db,
+      `select id, hash from audit_events where seq = ${target}`,
+    );
+    await exec(
+      db,
+      `update audit_events set details = '{"arguments":{"path":"/etc/shadow"}}' where seq = ${target}`,
+    );
     const report = await trail.verify();
     expect(report.ok).toBe(false);
     expect(report.checked).toBe(57);
@@ -152,9 +160,13 @@ describe.each(await engines())('audit hash chain on %s', (engine) => {
   it('retention deletes old events in batches, records a checkpoint, and verification still passes', async () => {
     const now = Date.now();
     const old = Array.from({ length: 2_300 }, (_, i) =>
-      buildAuditRecord({ category: 'mcp', action: 'tools/call', status: 'ok', details: { i } }, new Date(now - 400 * DAY + i)),
+      buildAuditRecord(
+        { category: 'mcp', action: 'tools/call', status: 'ok', details: { i } },
+        new Date(now - 400 * DAY + i),
+      ),
     );
-    for (let i = 0; i < old.length; i += 500) await repo.appendChained(old.slice(i, i + 500), { dedupe: false });
+    for (let i = 0; i < old.length; i += 500)
+      await repo.appendChained(old.slice(i, i + 500), { dedupe: false });
     // An old event recorded after a recent one stays: only a prefix of the chain may go.
     await repo.appendChained(
       [
@@ -177,7 +189,11 @@ describe.each(await engines())('audit hash chain on %s', (engine) => {
       ['retention', all[2_299], 2_300],
     ]);
     const report = await trail.verify();
-    expect(report).toMatchObject({ ok: true, checked: 3, start: { kind: 'retention', afterSeq: all[2_299] } });
+    expect(report).toMatchObject({
+      ok: true,
+      checked: 3,
+      start: { kind: 'retention', afterSeq: all[2_299] },
+    });
 
     // New events chain on, and a second run with nothing to delete changes nothing.
     await writeEvents(10);
@@ -187,7 +203,10 @@ describe.each(await engines())('audit hash chain on %s', (engine) => {
 
   it('retention refuses to delete a range with a broken link, and deletes nothing', async () => {
     const old = Array.from({ length: 10 }, (_, i) =>
-      buildAuditRecord({ category: 'mcp', action: 'tools/call', status: 'ok' }, new Date(Date.now() - 400 * DAY + i)),
+      buildAuditRecord(
+        { category: 'mcp', action: 'tools/call', status: 'ok' },
+        new Date(Date.now() - 400 * DAY + i),
+      ),
     );
     await repo.appendChained(old, { dedupe: false });
     const written = await seqs(db);
@@ -209,8 +228,20 @@ describe.each(await engines())('audit hash chain on %s', (engine) => {
 
   it('two writers in one process chain one after another without a fork', async () => {
     const spool = () => path.join(tempDir(), 'spool');
-    const a = new AuditService(repo, { logger, batchSize: 7, flushIntervalMs: 5, bufferMax: 10_000, spoolDir: spool() });
-    const b = new AuditService(repo, { logger, batchSize: 11, flushIntervalMs: 5, bufferMax: 10_000, spoolDir: spool() });
+    const a = new AuditService(repo, {
+      logger,
+      batchSize: 7,
+      flushIntervalMs: 5,
+      bufferMax: 10_000,
+      spoolDir: spool(),
+    });
+    const b = new AuditService(repo, {
+      logger,
+      batchSize: 11,
+      flushIntervalMs: 5,
+      bufferMax: 10_000,
+      spoolDir: spool(),
+    });
     for (let i = 0; i < 200; i++) {
       a.record({ category: 'mcp', action: 'a', status: 'ok', details: { i } });
       b.record({ category: 'mcp', action: 'b', status: 'ok', details: { i } });
@@ -249,8 +280,10 @@ describe.each(await engines())('npm run audit:verify on %s', (engine) => {
       execFile(
         process.execPath,
         [path.join(ROOT, 'scripts/audit-verify.ts'), ...args],
+        // eslint-disable-next-line no-restricted-properties -- tests read their own environment
         { cwd: ROOT, env: { PATH: process.env['PATH'], NODE_ENV: 'test', ...env } },
-        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, output: stdout + stderr }),
+        (err, stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, output: stdout + stderr }),
       );
     });
   }
@@ -258,7 +291,9 @@ describe.each(await engines())('npm run audit:verify on %s', (engine) => {
   it('reports OK with the count, then the first broken link with exit code 1', async () => {
     const written = await withDb(async (db, repo) => {
       await repo.appendChained(
-        Array.from({ length: 25 }, (_, i) => buildAuditRecord({ category: 'auth', action: 'auth.reject', status: 'denied', details: { i } })),
+        Array.from({ length: 25 }, (_, i) =>
+          buildAuditRecord({ category: 'auth', action: 'auth.reject', status: 'denied', details: { i } }),
+        ),
         { dedupe: false },
       );
       return seqs(db);
@@ -305,6 +340,9 @@ describe.each(await engines())('POST /api/audit/verify on %s', (engine) => {
     const [row] = await exec<{ seq: string }>(db, 'select seq from audit_events order by seq limit 1');
     await exec(db, `update audit_events set ip = '10.6.6.6' where seq = ${row!.seq}`);
     const broken = await ctx.admin.post('/api/audit/verify');
-    expect(broken.body).toMatchObject({ ok: false, broken: { seq: Number(row!.seq), reason: 'hash_mismatch' } });
+    expect(broken.body).toMatchObject({
+      ok: false,
+      broken: { seq: Number(row!.seq), reason: 'hash_mismatch' },
+    });
   });
 });

@@ -6,7 +6,13 @@ import net from 'node:net';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditRepository, AuditService, AuditTrail } from '../../server/src/features/audit/index.ts';
+import {
+  AuditRepository,
+  AuditService,
+  AuditTrail,
+  buildAuditRecord,
+} from '../../server/src/features/audit/index.ts';
+import { AuditSpool } from '../../server/src/features/audit/audit.spool.ts';
 import type { DatabaseConfig } from '../../server/src/platform/config/config.ts';
 import { openDatabase, type DatabaseHandle } from '../../server/src/platform/db/database.ts';
 import { tempDir, testLogger } from '../support/config.ts';
@@ -31,13 +37,20 @@ async function rows<T>(db: DatabaseHandle, query: string): Promise<T[]> {
 /** Each event's `details.i`, in chain order. */
 async function chainOrder(db: DatabaseHandle, action: string): Promise<number[]> {
   return (
-    await rows<{ i: string }>(db, `select details->>'i' as i from audit_events where action = '${action}' order by seq`)
+    await rows<{ i: string }>(
+      db,
+      `select details->>'i' as i from audit_events where action = '${action}' order by seq`,
+    )
   ).map((r) => Number(r.i));
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-function writer(db: DatabaseHandle, spoolDir: string, options: { batchSize?: number; bufferMax?: number } = {}) {
+function writer(
+  db: DatabaseHandle,
+  spoolDir: string,
+  options: { batchSize?: number; bufferMax?: number } = {},
+) {
   return new AuditService(new AuditRepository(db.db), {
     logger,
     batchSize: options.batchSize ?? 50,
@@ -48,7 +61,8 @@ function writer(db: DatabaseHandle, spoolDir: string, options: { batchSize?: num
   });
 }
 
-const spoolFiles = async (dir: string) => (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.jsonl'));
+const spoolFiles = async (dir: string) =>
+  (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.jsonl'));
 
 /**
  * A TCP proxy in front of PostgreSQL that the test can cut (every connection destroyed,
@@ -115,17 +129,18 @@ describe.runIf(await hasPostgres())('audit writer on PostgreSQL', () => {
     trail = new AuditTrail(new AuditRepository(direct.db), { logger });
     proxy = new PostgresProxy(test.url!);
     await proxy.start();
-    const config: DatabaseConfig = { kind: 'postgres', url: proxy.urlFor(test.url!), poolMax: 4, connectTimeoutMs: 1_000 };
+    const config: DatabaseConfig = {
+      kind: 'postgres',
+      url: proxy.urlFor(test.url!),
+      poolMax: 4,
+      connectTimeoutMs: 1_000,
+    };
     proxied = await openDatabase(config, logger, { migrate: false });
   });
   afterAll(async () => {
-    console.log('A');
     await proxy?.cut();
-    console.log('B');
     await proxied?.close().catch(() => {});
-    console.log('C');
     await direct?.close();
-    console.log('D');
     await test?.drop();
   });
 
@@ -213,7 +228,8 @@ describe.runIf(await hasPostgres())('audit writer on PostgreSQL', () => {
     const spoolDir = path.join(tempDir(), 'spool');
     const first = writer(proxied, spoolDir);
     await proxy.cut();
-    for (let i = 0; i < 300; i++) first.record({ category: 'mcp', action: 'shutdown', status: 'ok', details: { i } });
+    for (let i = 0; i < 300; i++)
+      first.record({ category: 'mcp', action: 'shutdown', status: 'ok', details: { i } });
     const started = Date.now();
     await first.stop(5_000);
     // It gave up on the database at its first failure instead of spending the whole budget.
@@ -246,10 +262,12 @@ describe('audit writer on PGlite', () => {
     const spoolDir = path.join(dir, 'audit-spool');
     const first = await openDatabase(config, logger);
     const w = writer(first, spoolDir, { batchSize: 40, bufferMax: 100 });
-    for (let i = 0; i < 100; i++) w.record({ category: 'admin', action: 'pglite', status: 'ok', details: { i } });
+    for (let i = 0; i < 100; i++)
+      w.record({ category: 'admin', action: 'pglite', status: 'ok', details: { i } });
     await w.flush();
     await first.close(); // the outage
-    for (let i = 100; i < 450; i++) w.record({ category: 'admin', action: 'pglite', status: 'ok', details: { i } });
+    for (let i = 100; i < 450; i++)
+      w.record({ category: 'admin', action: 'pglite', status: 'ok', details: { i } });
     await w.stop(2_000);
     expect(w.pendingDetail).toEqual({ buffered: 0, spooled: 350 });
 
@@ -264,9 +282,37 @@ describe('audit writer on PGlite', () => {
       await next.stop(1_000);
       expect(await chainOrder(second, 'pglite')).toEqual(range(450));
       expect(await spoolFiles(spoolDir)).toEqual([]);
-      expect(await new AuditTrail(new AuditRepository(second.db), { logger }).verify()).toMatchObject({ ok: true, checked: 450 });
+      expect(await new AuditTrail(new AuditRepository(second.db), { logger }).verify()).toMatchObject({
+        ok: true,
+        checked: 450,
+      });
     } finally {
       await second.close();
+    }
+  });
+
+  it('a spool file whose events partly reached the database (crash before removal) is replayed without duplicates', async () => {
+    const db = await openDatabase({ kind: 'pglite', dir: 'memory://' }, logger);
+    try {
+      const repo = new AuditRepository(db.db);
+      const records = range(60).map((i) =>
+        buildAuditRecord({ category: 'admin', action: 'crash', status: 'ok', details: { i } }),
+      );
+      // The first 40 were written, then the process died before the file was removed.
+      await repo.appendChained(records.slice(0, 40), { dedupe: false });
+      const spoolDir = path.join(tempDir(), 'spool');
+      await new AuditSpool(spoolDir, logger).write(records, [1, 0]);
+      const w = writer(db, spoolDir, { batchSize: 25 });
+      await w.start();
+      await until(async () => {
+        await w.flush();
+        return w.pending === 0;
+      });
+      await w.stop(1_000);
+      expect(await chainOrder(db, 'crash')).toEqual(range(60));
+      expect(await new AuditTrail(repo, { logger }).verify()).toMatchObject({ ok: true, checked: 60 });
+    } finally {
+      await db.close();
     }
   });
 });

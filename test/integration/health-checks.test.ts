@@ -253,4 +253,9 @@ describe.runIf(multiProcess)('health checks run by the workers process on BullMQ
     const tools = await aggregateTools(server.url, ADMIN_TOKEN);
     expect(tools.some((n) => n.startsWith('bq-http__'))).toBe(false);
   });
+
+  it('the workers process, now running feature services, still stops cleanly on SIGTERM', async () => {
+    workers.kill('SIGTERM');
+    expect(await workers.exited).toBe(0);
+  });
 });

@@ -333,4 +333,21 @@ describe.each(await engines())('master-key rotation on %s', (engine) => {
     expect(events[0]).toMatchObject({ status: 'ok', details: { trigger: 'job', rewrapped: total, total } });
     expect(await upstreamEnv(keys.bob)).toMatchObject({ USER_TOKEN: secrets.bob });
   });
+
+  it.runIf(engine === 'postgres')(
+    'keys:rotate without the old key reports what it cannot open, exits 1 and changes nothing',
+    async () => {
+      const before = await sealedRows();
+      const cli = await runCli([], envFor({ ENCRYPTION_KEY: newKey() }));
+      expect(cli.code).toBe(1);
+      expect(JSON.parse(cli.stdout)).toMatchObject({
+        total: before.length,
+        rewrapped: 0,
+        failed: before.length,
+        missingKeyIds: [keyIdOf(C)],
+      });
+      expect(cli.stderr).toMatch(/could not be opened.*not in ENCRYPTION_PREVIOUS_KEYS/);
+      expect((await sealedRows()).map((r) => r.wrapped_key)).toEqual(before.map((r) => r.wrapped_key));
+    },
+  );
 });

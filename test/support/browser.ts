@@ -1,4 +1,5 @@
-import { chromium, type Browser } from 'playwright-core';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_PATH } from './services.ts';
 
 /**
@@ -19,4 +20,25 @@ export function launchBrowser(): Promise<Browser> {
       '--disable-sync',
     ],
   });
+}
+
+/**
+ * Signs in through the gateway's local sign-in page (no identity provider: the admin key)
+ * by opening `path` signed out, and waits until the app is back on `path`.
+ */
+export async function signInLocally(page: Page, baseUrl: string, token: string, path = '/servers') {
+  await page.goto(`${baseUrl}${path}`);
+  await page.waitForURL((u) => u.pathname === '/auth/login');
+  await page.fill('#token', token);
+  await Promise.all([
+    page.waitForURL((u) => u.pathname + u.search === path),
+    page.click('button[type=submit]'),
+  ]);
+}
+
+/** Saves a full-page screenshot as `dir/name.png` and returns its path. */
+export async function screenshot(page: Page, dir: string, name: string): Promise<string> {
+  const file = path.join(dir, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
 }

@@ -42,6 +42,16 @@ export const EVERYTHING_BIN = binOf('@modelcontextprotocol/server-everything');
 /** `mcp-server-memory` (stdio; its graph lives in the file named by MEMORY_FILE_PATH). */
 export const MEMORY_BIN = binOf('@modelcontextprotocol/server-memory');
 
+/**
+ * Server environment that turns the per-IP, per-user and per-server rate limits off: these
+ * tests and the benchmark send hundreds of messages a minute from 127.0.0.1 on purpose.
+ */
+export const NO_RATE_LIMITS = {
+  RATE_LIMIT_IP_PER_MINUTE: '0',
+  RATE_LIMIT_USER_PER_MINUTE: '0',
+  RATE_LIMIT_USER_SERVER_PER_MINUTE: '0',
+} as const;
+
 /** The roots every test client offers (server-everything's `get-roots-list` echoes them). */
 export const ROOTS = [{ uri: 'file:///tmp/gateway-e2e-root', name: 'gateway-e2e-root' }];
 

@@ -50,7 +50,10 @@ export async function request<T>(method: string, path: string, body?: unknown): 
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
   } catch {
-    throw new ApiError(0, { code: 'internal', message: 'The gateway cannot be reached. Check your connection.' });
+    throw new ApiError(0, {
+      code: 'internal',
+      message: 'The gateway cannot be reached. Check your connection.',
+    });
   }
   if (res.status === 401) {
     location.assign(signInUrl());

@@ -21,8 +21,7 @@ export function useApi<T>(url: string | null) {
     let cancelled = false;
     api.get<T>(url).then(
       (data) => !cancelled && setState({ key, data }),
-      (error: unknown) =>
-        !cancelled && setState((s) => ({ key, data: s.data, error: toError(error) })),
+      (error: unknown) => !cancelled && setState((s) => ({ key, data: s.data, error: toError(error) })),
     );
     return () => {
       cancelled = true;

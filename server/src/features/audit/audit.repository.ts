@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, gt, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
-import type { Database } from '../../platform/db/database.ts';
+import { transaction, type Database } from '../../platform/db/database.ts';
 import { chainHash, GENESIS_HASH } from './audit.chain.ts';
 import type { AuditRecord } from './audit.record.ts';
 import { auditChainHead, auditCheckpoints, auditEvents, auditExports } from './audit.schema.ts';
@@ -77,8 +77,8 @@ export class AuditRepository {
    */
   async appendChained(records: readonly AuditRecord[], options: { dedupe: boolean }): Promise<number> {
     if (!records.length) return 0;
-    return this.#db.transaction(async (tx) => {
-      const head = await lockHead(tx as unknown as Database);
+    return transaction(this.#db, async (tx) => {
+      const head = await lockHead(tx);
       let todo = records;
       if (options.dedupe) {
         const existing = await tx
@@ -171,7 +171,7 @@ export class AuditRepository {
    * is not confused by events written or deleted while it walks the chain.
    */
   async snapshot<T>(fn: (repo: AuditRepository) => Promise<T>): Promise<T> {
-    return this.#db.transaction((tx) => fn(new AuditRepository(tx as unknown as Database)), {
+    return transaction(this.#db, (tx) => fn(new AuditRepository(tx)), {
       isolationLevel: 'repeatable read',
       accessMode: 'read only',
     });
@@ -188,10 +188,9 @@ export class AuditRepository {
     limit: number,
     decide: (rows: AuditRow[], checkpoint: AuditCheckpointRow | undefined) => RetentionDecision | undefined,
   ): Promise<number> {
-    return this.#db.transaction(async (tx) => {
-      const db = tx as unknown as Database;
-      await lockHead(db);
-      const repo = new AuditRepository(db);
+    return transaction(this.#db, async (tx) => {
+      await lockHead(tx);
+      const repo = new AuditRepository(tx);
       const checkpoint = await repo.latestCheckpoint();
       const rows = await tx.select().from(auditEvents).orderBy(asc(auditEvents.seq)).limit(limit);
       const decision = decide(rows, checkpoint);
@@ -265,7 +264,12 @@ export class AuditRepository {
     return row?.toSeq ?? 0;
   }
 
-  async recordExport(entry: { fromSeq: number; toSeq: number; eventCount: number; file: string }): Promise<void> {
+  async recordExport(entry: {
+    fromSeq: number;
+    toSeq: number;
+    eventCount: number;
+    file: string;
+  }): Promise<void> {
     await this.#db.insert(auditExports).values(entry);
   }
 }

@@ -108,7 +108,9 @@ export class AuditService implements AuditSink {
   async start(): Promise<void> {
     await this.#enqueueSpool(async () => {
       const found = await this.#spool.scan().catch((err: unknown) => {
-        throw new Error(`cannot read the audit spool directory ${this.#spool.dir}: ${(err as Error).message}`);
+        throw new Error(
+          `cannot read the audit spool directory ${this.#spool.dir}: ${(err as Error).message}`,
+        );
       });
       const known = new Set(this.#files.map((f) => f.name));
       const added = found.filter((f) => !known.has(f.name));
@@ -126,7 +128,10 @@ export class AuditService implements AuditSink {
       record = buildAuditRecord(event);
     } catch (err) {
       // Never lose the fact that something happened, even if its details were unusable.
-      this.#logger.error({ err: (err as Error).message, action: event.action }, 'audit event could not be prepared');
+      this.#logger.error(
+        { err: (err as Error).message, action: event.action },
+        'audit event could not be prepared',
+      );
       record = buildAuditRecord({
         category: event.category,
         action: String(event.action),
@@ -287,7 +292,10 @@ export class AuditService implements AuditSink {
     this.#spill();
     await this.#spoolChain;
     if (this.#buffer.length) {
-      this.#logger.error({ lost: this.#buffer.length }, 'audit events could not be written to the database or disk');
+      this.#logger.error(
+        { lost: this.#buffer.length },
+        'audit events could not be written to the database or disk',
+      );
     } else if (rest || this.#files.length) {
       this.#logger.warn({ spooled: this.#spooled }, 'audit events left in the spool for the next start');
     }
@@ -297,7 +305,8 @@ export class AuditService implements AuditSink {
     let beforeSeq: number | undefined;
     if (query.cursor) {
       beforeSeq = Number(Buffer.from(query.cursor, 'base64url').toString());
-      if (!Number.isSafeInteger(beforeSeq) || beforeSeq < 1) throw badRequest('query.cursor: is not a valid cursor');
+      if (!Number.isSafeInteger(beforeSeq) || beforeSeq < 1)
+        throw badRequest('query.cursor: is not a valid cursor');
     }
     const rows = await this.#repo.query(
       {
@@ -317,7 +326,8 @@ export class AuditService implements AuditSink {
     const last = page.at(-1);
     return {
       events: page.map(toAuditView),
-      nextCursor: rows.length > query.limit && last ? Buffer.from(String(last.seq)).toString('base64url') : null,
+      nextCursor:
+        rows.length > query.limit && last ? Buffer.from(String(last.seq)).toString('base64url') : null,
     };
   }
 }

@@ -94,7 +94,11 @@ export class AuditSpool {
     const fh = await open(tmp, 'wx', 0o600);
     try {
       for (let i = 0; i < records.length; i += WRITE_CHUNK) {
-        const chunk = records.slice(i, i + WRITE_CHUNK).map(recordToLine).join('\n') + '\n';
+        const chunk =
+          records
+            .slice(i, i + WRITE_CHUNK)
+            .map(recordToLine)
+            .join('\n') + '\n';
         await fh.writeFile(chunk, 'utf8');
       }
       await fh.sync();
@@ -127,7 +131,8 @@ export class AuditSpool {
         if (!line.trim()) continue;
         const record = recordFromLine(line);
         if (record) batch.push(record);
-        else this.#logger.error({ file: file.name, line: index }, 'unreadable line in the audit spool; skipped');
+        else
+          this.#logger.error({ file: file.name, line: index }, 'unreadable line in the audit spool; skipped');
         if (batch.length >= batchSize) {
           yield { records: batch, lines: batchLines };
           batch = [];

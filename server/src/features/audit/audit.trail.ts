@@ -72,7 +72,10 @@ export class AuditTrail {
     }
   }
 
-  async *#views(filter: AuditFilter, range: { afterSeq?: number; upToSeq?: number }): AsyncGenerator<AuditEventView[]> {
+  async *#views(
+    filter: AuditFilter,
+    range: { afterSeq?: number; upToSeq?: number },
+  ): AsyncGenerator<AuditEventView[]> {
     for await (const rows of this.pages(filter, range)) yield rows.map(toAuditView);
   }
 
@@ -82,11 +85,7 @@ export class AuditTrail {
    */
   async exportTo(out: Writable, query: AuditExportQuery): Promise<number> {
     const head = await this.#repo.head();
-    return writeExport(
-      this.#views(filterOf(query), head ? { upToSeq: head.seq } : {}),
-      query.format,
-      out,
-    );
+    return writeExport(this.#views(filterOf(query), head ? { upToSeq: head.seq } : {}), query.format, out);
   }
 
   /**
@@ -111,7 +110,11 @@ export class AuditTrail {
       let checked = 0;
       let lastSeq: number | null = null;
       let broken: AuditChainBreak | null = null;
-      walk: for await (const rows of this.pages({}, { afterSeq: start.afterSeq, ...(head ? { upToSeq: head.seq } : {}) }, repo)) {
+      walk: for await (const rows of this.pages(
+        {},
+        { afterSeq: start.afterSeq, ...(head ? { upToSeq: head.seq } : {}) },
+        repo,
+      )) {
         for (const row of rows) {
           const expectedHash = chainHash(prev, row.seq, row);
           if (row.prevHash !== prev || row.hash !== expectedHash) {
@@ -205,39 +208,51 @@ export class AuditTrail {
     let deleted = 0;
     let checkpointSeq: number | null = null;
     for (;;) {
-      const n = await this.#repo.retentionBatch(runId, PAGE, (rows, checkpoint): RetentionDecision | undefined => {
-        const chainStart = checkpoint?.upToSeq ?? 0;
-        let prev = checkpoint?.lastHash ?? GENESIS_HASH;
-        let last: AuditRow | undefined;
-        let lastChained: AuditRow | undefined;
-        for (const row of rows) {
-          if (row.at >= cutoff || row.seq > bound) break;
-          if (row.seq > chainStart) {
-            if (row.prevHash !== prev || row.hash !== chainHash(prev, row.seq, row)) {
-              throw new AuditChainBrokenError(row.seq);
+      const n = await this.#repo.retentionBatch(
+        runId,
+        PAGE,
+        (rows, checkpoint): RetentionDecision | undefined => {
+          const chainStart = checkpoint?.upToSeq ?? 0;
+          let prev = checkpoint?.lastHash ?? GENESIS_HASH;
+          let last: AuditRow | undefined;
+          let lastChained: AuditRow | undefined;
+          for (const row of rows) {
+            if (row.at >= cutoff || row.seq > bound) break;
+            if (row.seq > chainStart) {
+              if (row.prevHash !== prev || row.hash !== chainHash(prev, row.seq, row)) {
+                throw new AuditChainBrokenError(row.seq);
+              }
+              prev = row.hash;
+              lastChained = row;
             }
-            prev = row.hash;
-            lastChained = row;
+            last = row;
           }
-          last = row;
-        }
-        if (!last) return undefined;
-        if (lastChained) checkpointSeq = lastChained.seq;
-        return {
-          deleteUpToSeq: last.seq,
-          ...(lastChained ? { checkpoint: { upToSeq: lastChained.seq, lastHash: lastChained.hash } } : {}),
-        };
-      });
+          if (!last) return undefined;
+          if (lastChained) checkpointSeq = lastChained.seq;
+          return {
+            deleteUpToSeq: last.seq,
+            ...(lastChained ? { checkpoint: { upToSeq: lastChained.seq, lastHash: lastChained.hash } } : {}),
+          };
+        },
+      );
       deleted += n;
       if (n < PAGE) break;
     }
     if (deleted) {
-      this.#logger.info({ deleted, cutoff: cutoff.toISOString(), checkpointSeq }, 'audit retention deleted old events');
+      this.#logger.info(
+        { deleted, cutoff: cutoff.toISOString(), checkpointSeq },
+        'audit retention deleted old events',
+      );
       await this.#recordNow({
         category: 'admin',
         action: 'audit.retention',
         status: 'ok',
-        details: { deleted, olderThan: cutoff.toISOString(), checkpointSeq, retentionDays: this.#retentionDays },
+        details: {
+          deleted,
+          olderThan: cutoff.toISOString(),
+          checkpointSeq,
+          retentionDays: this.#retentionDays,
+        },
       });
     }
     return { deleted, checkpointSeq };
@@ -249,7 +264,9 @@ export class AuditTrail {
    * `GET /api/audit/export` gives it, with its `seq`, `prevHash` and `hash`, so consecutive
    * files can be checked for gaps and tampering away from the database.
    */
-  async exportToDirectory(): Promise<{ file: string; fromSeq: number; toSeq: number; count: number } | undefined> {
+  async exportToDirectory(): Promise<
+    { file: string; fromSeq: number; toSeq: number; count: number } | undefined
+  > {
     const dir = this.#exportDir;
     if (!dir) return undefined;
     const after = await this.#repo.lastExportedSeq();
@@ -283,17 +300,13 @@ export class AuditTrail {
     await rename(tmp, file);
     await syncDir(dir);
     await this.#repo.recordExport({ fromSeq, toSeq, eventCount: count, file: path.basename(file) });
+    // Not recorded as an audit event: each file would then carry the previous run's record,
+    // so an idle trail would still produce a file per run. The file and this log line are the record.
     this.#logger.info({ file, count, fromSeq, toSeq }, 'audit events exported');
-    await this.#recordNow({
-      category: 'admin',
-      action: 'audit.export.file',
-      status: 'ok',
-      details: { file: path.basename(file), fromSeq, toSeq, count },
-    });
     return { file, fromSeq, toSeq, count };
   }
 
-  /** Appends one event at once (jobs run where no batching writer exists, e.g. the workers process). */
+  /** Appends one event at once (jobs may run where no batching writer exists: the workers process). */
   async #recordNow(event: AuditEventInput): Promise<void> {
     await this.#repo.appendChained([buildAuditRecord(event)], { dedupe: false });
   }

@@ -25,7 +25,8 @@ h1{font-size:1.4rem;margin-top:0}.note{background:#fff8c5;border:1px solid #d4a7
 label{display:block;margin:.8rem 0 .3rem;font-weight:600}input[type=password],input[type=text]{width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #d0d7de;border-radius:6px}
 button{margin-top:1rem;padding:.5rem 1rem;border-radius:6px;border:1px solid #1f883d;background:#1f883d;color:#fff;font-weight:600;cursor:pointer}
 button.secondary{background:#fff;color:#1b1f24;border-color:#d0d7de}dl{display:grid;grid-template-columns:auto 1fr;gap:.3rem 1rem}dt{font-weight:600}dd{margin:0;word-break:break-all}
-.actions{display:flex;gap:.6rem}`;
+.actions{display:flex;gap:.6rem}
+a.button{display:inline-block;margin-top:1rem;padding:.5rem 1rem;border-radius:6px;background:#1f883d;color:#fff;font-weight:600;text-decoration:none}`;
 
 /** Local sign-in (embedded default, no identity provider). */
 export function localLoginPage(options: {
@@ -93,4 +94,24 @@ export function errorPage(title: string, message: string): string {
 /** A step that went well (e.g. an upstream account connected), with what to do next. */
 export function successPage(title: string, message: string): string {
   return page(title, `<h1>${escapeHtml(title)}</h1><p role="status">${escapeHtml(message)}</p>`);
+}
+
+/**
+ * A step that leaves the gateway for another site (e.g. an upstream's authorization
+ * server): says where the user is going and why, and goes there only when they click. A
+ * link, not a redirect: after a sign-in form, CSP form-action would block a redirect chain
+ * that ends on another origin.
+ */
+export function continuePage(options: {
+  title: string;
+  message: string;
+  href: string;
+  label: string;
+}): string {
+  return page(
+    options.title,
+    `<h1>${escapeHtml(options.title)}</h1>
+<p>${escapeHtml(options.message)}</p>
+<a class="button" href="${escapeHtml(options.href)}">${escapeHtml(options.label)}</a>`,
+  );
 }

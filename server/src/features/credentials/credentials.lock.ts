@@ -9,7 +9,11 @@ import type { Redis } from 'ioredis';
  * the lease also ends by itself after `ttlMs` (a holder that died frees it).
  */
 export interface RefreshLock {
-  run<T>(name: string, ttlMs: number, fn: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }>;
+  run<T>(
+    name: string,
+    ttlMs: number,
+    fn: () => Promise<T>,
+  ): Promise<{ ran: true; value: T } | { ran: false }>;
 }
 
 /** Within one process (the embedded default: the server runs every job itself). */

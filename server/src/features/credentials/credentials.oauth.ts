@@ -15,7 +15,10 @@ import type {
   OAuthClientMetadata,
   OAuthTokens,
 } from '@modelcontextprotocol/sdk/shared/auth.js';
-import { checkResourceAllowed, resourceUrlFromServerUrl } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
+import {
+  checkResourceAllowed,
+  resourceUrlFromServerUrl,
+} from '@modelcontextprotocol/sdk/shared/auth-utils.js';
 import type { OAuthConnectView, TransportConfig } from '@gateway/shared';
 import type { Vault } from '../../platform/crypto/vault.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
@@ -273,10 +276,12 @@ export class UpstreamOAuthService {
     return { authorizationUrl: pending.authorizationUrl, expiresAt: pending.expiresAt.toISOString() };
   }
 
-  /** The authorization server URL of a pending authorization the signed-in `userId` started. */
-  async start(state: string, userId: string): Promise<string> {
+  /** A pending authorization the signed-in `userId` started: where to send them, for which server. */
+  async start(state: string, userId: string): Promise<{ authorizationUrl: string; server: OAuthTarget }> {
     const pending = await this.#pendingFor(state, userId, new Date());
-    return pending.authorizationUrl;
+    const server = await this.#d.serverById(pending.serverId);
+    if (!server?.oauth) throw new UpstreamOAuthError('the server no longer exists or no longer uses OAuth');
+    return { authorizationUrl: pending.authorizationUrl, server };
   }
 
   /**
@@ -312,7 +317,11 @@ export class UpstreamOAuthService {
         codeVerifier: this.#d.vault.open(pending, `pending|${pending.state}`),
       });
       try {
-        await auth(provider, { serverUrl: remoteUrl(target), authorizationCode: params.code, fetchFn: this.#d.fetch });
+        await auth(provider, {
+          serverUrl: remoteUrl(target),
+          authorizationCode: params.code,
+          fetchFn: this.#d.fetch,
+        });
       } catch (err) {
         throw new UpstreamOAuthError(`the authorization server refused the code: ${safeMessage(err)}`, 502);
       }
@@ -390,7 +399,8 @@ export class UpstreamOAuthService {
       counts[outcome.outcome]++;
     }
     const purged = await this.#d.repo.deleteExpiredPending(new Date(now));
-    if (due.length || purged) this.#logger.info({ ...counts, purgedPending: purged }, 'upstream OAuth refresh run');
+    if (due.length || purged)
+      this.#logger.info({ ...counts, purgedPending: purged }, 'upstream OAuth refresh run');
     return counts;
   }
 
@@ -431,8 +441,17 @@ export class UpstreamOAuthService {
     const refreshToken = stored.tokens.refresh_token;
     const needsConsent = async (reason: string) => {
       if (await this.#d.repo.markNeedsConsent(row.id, row.ciphertext)) {
-        this.#d.audit.record({ ...base, serverSlug, action: 'credential.needs_consent', status: 'error', error: reason });
-        this.#logger.info({ server: serverSlug, userId: row.userId, reason }, 'upstream OAuth needs consent again');
+        this.#d.audit.record({
+          ...base,
+          serverSlug,
+          action: 'credential.needs_consent',
+          status: 'error',
+          error: reason,
+        });
+        this.#logger.info(
+          { server: serverSlug, userId: row.userId, reason },
+          'upstream OAuth needs consent again',
+        );
       }
       return { outcome: 'invalid_grant' as const };
     };
@@ -462,18 +481,39 @@ export class UpstreamOAuthService {
         fetchFn: this.#d.fetch,
       });
       const next: StoredTokens = { tokens: { ...fresh, issuer }, obtainedAt: Date.now() };
-      const updated = await this.#d.repo.replaceIfUnchanged(row.id, row.ciphertext, this.#sealTokens(row, next));
+      const updated = await this.#d.repo.replaceIfUnchanged(
+        row.id,
+        row.ciphertext,
+        this.#sealTokens(row, next),
+      );
       if (!updated) return { outcome: 'skipped' }; // replaced meanwhile (a new authorization): keep that
-      this.#d.audit.record({ ...base, serverSlug, action: 'credential.refresh', status: 'ok', credentialScope: row.threadId ? 'thread' : 'user' });
+      this.#d.audit.record({
+        ...base,
+        serverSlug,
+        action: 'credential.refresh',
+        status: 'ok',
+        credentialScope: row.threadId ? 'thread' : 'user',
+      });
       return { outcome: 'ok', entry: { row: updated, stored: next, readAt: Date.now() } };
     } catch (err) {
       if (err instanceof InvalidGrantError) return needsConsent(`refresh refused: ${safeMessage(err)}`);
       if (err instanceof InvalidClientError || err instanceof UnauthorizedClientError) {
         await this.#dropDynamicClient(target);
-        return needsConsent(`the authorization server no longer knows the gateway's client: ${safeMessage(err)}`);
+        return needsConsent(
+          `the authorization server no longer knows the gateway's client: ${safeMessage(err)}`,
+        );
       }
-      this.#d.audit.record({ ...base, serverSlug, action: 'credential.refresh', status: 'error', error: safeMessage(err) });
-      this.#logger.warn({ server: serverSlug, userId: row.userId, err: safeMessage(err) }, 'upstream OAuth refresh failed; retrying later');
+      this.#d.audit.record({
+        ...base,
+        serverSlug,
+        action: 'credential.refresh',
+        status: 'error',
+        error: safeMessage(err),
+      });
+      this.#logger.warn(
+        { server: serverSlug, userId: row.userId, err: safeMessage(err) },
+        'upstream OAuth refresh failed; retrying later',
+      );
       return { outcome: 'failed' };
     }
   }
@@ -481,7 +521,12 @@ export class UpstreamOAuthService {
   /** The RFC 8707 `resource` for a refresh, chosen as the SDK's auth() chooses it. */
   #resourceOf(serverUrl: string, advertised: string | undefined): string | undefined {
     if (!advertised) return undefined;
-    if (!checkResourceAllowed({ requestedResource: resourceUrlFromServerUrl(serverUrl), configuredResource: advertised })) {
+    if (
+      !checkResourceAllowed({
+        requestedResource: resourceUrlFromServerUrl(serverUrl),
+        configuredResource: advertised,
+      })
+    ) {
       throw new Error(`protected resource ${advertised} does not match ${serverUrl}`);
     }
     return advertised;
@@ -523,7 +568,11 @@ export class UpstreamOAuthService {
    */
   async refreshForUse(entry: TokenEntry): Promise<TokenEntry | undefined> {
     // Due only while the record still holds the tokens this connection saw.
-    const result = await this.#refresh(entry.row.id, 'on_demand', (r) => r.ciphertext === entry.row.ciphertext);
+    const result = await this.#refresh(
+      entry.row.id,
+      'on_demand',
+      (r) => r.ciphertext === entry.row.ciphertext,
+    );
     if (result.entry) return result.entry;
     const owner: CredentialOwner = entry.row;
     if (!result.busy) return this.readTokens(owner);
@@ -532,7 +581,8 @@ export class UpstreamOAuthService {
     for (;;) {
       await new Promise((r) => setTimeout(r, 100));
       const current = await this.readTokens(owner);
-      if (!current || current.row.ciphertext !== entry.row.ciphertext || Date.now() > deadline) return current;
+      if (!current || current.row.ciphertext !== entry.row.ciphertext || Date.now() > deadline)
+        return current;
     }
   }
 
@@ -568,7 +618,10 @@ export class UpstreamOAuthService {
   async saveClient(target: OAuthTarget, info: OAuthClientInformationMixed): Promise<void> {
     if (target.oauth?.clientId) return;
     const owner = clientOwner(target.id);
-    await this.#d.repo.upsert(owner, { ...this.#d.vault.seal(JSON.stringify(info), aad(owner)), fieldNames: '' });
+    await this.#d.repo.upsert(owner, {
+      ...this.#d.vault.seal(JSON.stringify(info), aad(owner)),
+      fieldNames: '',
+    });
   }
 
   async #dropDynamicClient(target: OAuthTarget): Promise<void> {
@@ -729,7 +782,8 @@ export class VaultOAuthProvider implements OAuthClientProvider {
   }
 
   async redirectToAuthorization(authorizationUrl: URL): Promise<void> {
-    if (this.#mode === 'callback') throw new Error('the authorization server asked for another authorization');
+    if (this.#mode === 'callback')
+      throw new Error('the authorization server asked for another authorization');
     this.#pending = await this.#svc.recordPending({
       target: this.#target,
       owner: this.#owner,
@@ -751,7 +805,11 @@ export class VaultOAuthProvider implements OAuthClientProvider {
 
   async invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): Promise<void> {
     if ((scope === 'all' || scope === 'tokens') && this.#entry) {
-      await this.#svc.invalidateTokens(this.#entry.row, this.#target.slug, 'the authorization server refused the stored grant');
+      await this.#svc.invalidateTokens(
+        this.#entry.row,
+        this.#target.slug,
+        'the authorization server refused the stored grant',
+      );
       this.#entry = undefined;
     }
     if (scope === 'all' || scope === 'client') await this.#svc.invalidateClient(this.#target);

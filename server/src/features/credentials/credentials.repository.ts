@@ -146,7 +146,11 @@ export class CredentialsRepository {
    * Uses up a pending authorization: only once, only before it expires, only by the user who
    * started it. Undefined when any of that does not hold (nothing changes then).
    */
-  async consumePending(state: string, userId: string, now: Date): Promise<PendingAuthorizationRow | undefined> {
+  async consumePending(
+    state: string,
+    userId: string,
+    now: Date,
+  ): Promise<PendingAuthorizationRow | undefined> {
     const [row] = await this.#db
       .update(oauthPendingAuthorizations)
       .set({ usedAt: now })

@@ -1,7 +1,15 @@
 import { Router, type Request, type Response } from 'express';
 import { rotateKeysSchema } from '@gateway/shared';
 import { validate } from '../../platform/http/validate.ts';
-import { errorPage, isAdmin, principalOf, requireRole, successPage, type WebAuth } from '../auth/index.ts';
+import {
+  continuePage,
+  errorPage,
+  isAdmin,
+  principalOf,
+  requireRole,
+  successPage,
+  type WebAuth,
+} from '../auth/index.ts';
 import { UpstreamOAuthError, type UpstreamOAuthService } from './credentials.oauth.ts';
 import type { CredentialsRotation } from './credentials.rotation.ts';
 
@@ -36,7 +44,7 @@ const queryText = (req: Request, name: string): string | undefined => {
 
 /**
  * The browser side of connecting an upstream account (pages, signed-in users only):
- * `GET /oauth/upstream/start?state=` sends the user to the upstream's authorization server
+ * `GET /oauth/upstream/start?state=` leads the user to the upstream's authorization server
  * (the link a client gets in its "needs authorization" error), and
  * `GET /oauth/upstream/callback` is where that server sends them back with the code.
  * Both require the gateway's web session (sign-in first, then back here), and the
@@ -64,7 +72,17 @@ export function upstreamOAuthRoutes(deps: { upstreamOAuth: UpstreamOAuthService;
       if (!principal) return;
       const state = queryText(req, 'state');
       if (!state) throw new UpstreamOAuthError('the link has no state parameter');
-      res.redirect(await upstreamOAuth.start(state, principal.userId));
+      const { authorizationUrl, server } = await upstreamOAuth.start(state, principal.userId);
+      res.send(
+        continuePage({
+          title: `Connect ${server.name}`,
+          message:
+            `${server.name} needs your permission before the gateway can use it for you. ` +
+            `Continue to sign in at ${new URL(authorizationUrl).host} and allow access; you will come back here.`,
+          href: authorizationUrl,
+          label: 'Continue',
+        }),
+      );
     } catch (err) {
       fail(res, err);
     }

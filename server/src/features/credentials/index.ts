@@ -4,7 +4,13 @@ export {
   type CredentialTarget,
   type ResolvedCredentials,
 } from './credentials.service.ts';
-export { CredentialsRotation, type RotationTrigger } from './credentials.rotation.ts';
+export {
+  CredentialsRotation,
+  credentialsSealedStore,
+  type RotationTrigger,
+  type SealedRecord,
+  type SealedStore,
+} from './credentials.rotation.ts';
 export { keyRotationRoutes, upstreamOAuthRoutes } from './credentials.routes.ts';
 export { defineCredentialsJobs } from './credentials.jobs.ts';
 export {

@@ -14,7 +14,7 @@ import {
 import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { ServerRecord } from '../registry/index.ts';
 import { mapUri, prefixName, splitName, unmapUri } from './aggregate.names.ts';
-import { RpcCode } from './gateway.errors.ts';
+import { rpcErrorOf, RpcCode, type RpcError } from './gateway.errors.ts';
 import type { SessionContext } from './gateway.ports.ts';
 import type { Gateway } from './gateway.service.ts';
 import { McpRelay } from './mcp.relay.ts';
@@ -50,6 +50,8 @@ interface Member {
   ready: Promise<void>;
   state: 'starting' | 'ready' | 'failed';
   error?: string;
+  /** The member needs the user to connect their account (OAuth): calls to it get this error. */
+  authorizationRequired?: RpcError;
   capabilities?: Json;
 }
 
@@ -164,6 +166,7 @@ export class AggregateSession {
     for (const server of servers) {
       const slug = server.slug;
       let credentialScope = 'none';
+      let secrets: string[] = [];
       const link = new MemberLink(
         (m, o) => this.#fromMember(slug, m, o),
         () => {
@@ -180,6 +183,7 @@ export class AggregateSession {
         slug,
         clientInfo: this.#clientInfo,
         credentialScope,
+        secrets,
       });
       const relay = new McpRelay({
         downstream: link,
@@ -187,10 +191,12 @@ export class AggregateSession {
         createUpstream: async () => {
           const c = await this.#gateway.connectUpstream(server, this.#context, this.#downstream.sessionId);
           credentialScope = c.credentialScope;
+          secrets = c.secrets;
           return c.transport;
         },
         requestTimeoutMs: this.#gateway.deps.config.requestTimeoutMs,
         initializeTimeoutMs: this.#gateway.deps.config.connectTimeoutMs,
+        describeFailure: rpcErrorOf,
         closeDownstreamOnUpstreamClose: false,
         authorize: (request) => {
           if (request.method !== 'tools/call') return undefined;
@@ -213,6 +219,9 @@ export class AggregateSession {
           this.#initialize!.params ?? {},
           this.#gateway.deps.config.connectTimeoutMs,
         );
+        if (isJSONRPCErrorResponse(response) && response.error.code === RpcCode.AuthorizationRequired) {
+          member.authorizationRequired = response.error;
+        }
         if (!isJSONRPCResultResponse(response)) {
           throw new Error(
             isJSONRPCErrorResponse(response) ? response.error.message : 'no answer to initialize',
@@ -342,6 +351,12 @@ export class AggregateSession {
       return;
     }
     await member.ready;
+    if (member.state !== 'ready' && member.authorizationRequired) {
+      // The same "connect your account at <link>" error as on the server's own endpoint.
+      void this.#send({ jsonrpc: '2.0', id: request.id, error: member.authorizationRequired });
+      this.#auditLocal(request, started, 'error', member.authorizationRequired.message);
+      return;
+    }
     if (member.state !== 'ready') {
       this.#error(
         request.id,

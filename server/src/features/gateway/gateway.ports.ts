@@ -3,7 +3,7 @@ import type { Logger } from '../../platform/logging/logger.ts';
 import type { AccessService } from '../access/index.ts';
 import type { AuditSink } from '../audit/index.ts';
 import type { Principal } from '../auth/index.ts';
-import type { CredentialsService } from '../credentials/index.ts';
+import type { CredentialsService, UpstreamOAuthService } from '../credentials/index.ts';
 import type { RegistryService } from '../registry/index.ts';
 
 /** Everything the gateway feature needs from the rest of the server, passed at start-up. */
@@ -23,6 +23,8 @@ export interface GatewayDeps {
   readonly registry: RegistryService;
   readonly access: AccessService;
   readonly credentials: CredentialsService;
+  /** Upstream OAuth (servers with `oauth`): the SDK auth provider of each user's connection. */
+  readonly upstreamOAuth?: UpstreamOAuthService | undefined;
   readonly audit: AuditSink;
   /** `fetch` for remote upstreams: SSRF-checked on every connection and redirect. */
   readonly upstreamFetch: typeof fetch;

@@ -11,7 +11,7 @@ import type { Principal } from '../auth/index.ts';
 import type { ResolvedCredentials } from '../credentials/index.ts';
 import type { ServerRecord } from '../registry/index.ts';
 import { AggregateSession } from './aggregate.session.ts';
-import { RpcCode } from './gateway.errors.ts';
+import { rpcErrorOf, RpcCode, UpstreamAuthorizationRequired } from './gateway.errors.ts';
 import type { GatewayDeps, SessionContext } from './gateway.ports.ts';
 import { McpRelay, type SettledRequest, type UpstreamTransport } from './mcp.relay.ts';
 import { remoteUpstream, StdioPool, type UpstreamIdentity } from './upstream.connector.ts';
@@ -93,9 +93,36 @@ async function listCapabilities(
 export interface UpstreamConnection {
   transport: UpstreamTransport;
   credentialScope: string;
+  /** Secret values this connection carries (credential and static values), scrubbed from audit records. */
+  secrets: string[];
 }
 
 const textOf = (v: unknown) => (typeof v === 'string' ? v : undefined);
+
+/** Secret values a connection carries: user values of secret fields, and static values (8+ characters). */
+function secretValues(server: ServerRecord, userValues: Record<string, string>): string[] {
+  const secretFields = new Set(server.credentialFields.filter((f) => f.secret !== false).map((f) => f.name));
+  const t = server.resolvedTransport;
+  const statics = Object.values(t.type === 'stdio' ? t.env : t.headers);
+  const fromUser = Object.entries(userValues)
+    .filter(([k]) => secretFields.has(k))
+    .map(([, v]) => v);
+  // Short values (ports, flags) would mangle unrelated text and protect nothing.
+  return [...new Set([...fromUser, ...statics])].filter((v) => v.length >= 8);
+}
+
+/** Replaces every occurrence of the given secrets in a JSON-like value. */
+export function scrub<T>(value: T, secrets: readonly string[] | undefined): T {
+  if (!secrets?.length) return value;
+  const text = JSON.stringify(value);
+  if (text === undefined) return value;
+  let out = text;
+  for (const secret of secrets) {
+    const encoded = JSON.stringify(secret).slice(1, -1);
+    if (out.includes(encoded)) out = out.split(encoded).join('[redacted]');
+  }
+  return out === text ? value : (JSON.parse(out) as T);
+}
 
 /**
  * The MCP gateway: owns downstream sessions (one SDK server transport each), opens one
@@ -191,17 +218,37 @@ export class Gateway {
       threadId: context.threadId,
       values: resolved.values,
     };
+    const secrets = secretValues(server, resolved.values);
     if (server.resolvedTransport.type === 'stdio') {
       const transport =
         options.pooled === false
           ? new StdioClientTransport(StdioPool.spawnParams(server, identity))
           : this.#pool.take(server, identity);
-      return { transport, credentialScope: resolved.scope };
+      return { transport, credentialScope: resolved.scope, secrets };
     }
     await this.#deps.guardUrl(server.resolvedTransport.url);
+    if (server.oauth && this.#deps.upstreamOAuth && options.userCredentials !== false) {
+      // The user's own upstream account: the SDK transport sends its tokens and refreshes
+      // them; when the user must (re)authorize, the client gets a link to do it.
+      const { provider, scope } = await this.#deps.upstreamOAuth.providerFor(server, {
+        userId: context.principal.userId,
+        threadId: context.threadId,
+        sessionId,
+      });
+      const upstreamAuth = {
+        provider,
+        authorizationRequired: () => new UpstreamAuthorizationRequired(server.slug, provider.connectUrl),
+      };
+      return {
+        transport: remoteUpstream(server, identity, this.#deps.upstreamFetch, upstreamAuth),
+        credentialScope: scope,
+        secrets,
+      };
+    }
     return {
       transport: remoteUpstream(server, identity, this.#deps.upstreamFetch),
       credentialScope: resolved.scope,
+      secrets,
     };
   }
 
@@ -214,6 +261,8 @@ export class Gateway {
       slug: string | undefined;
       clientInfo?: { name?: string; version?: string };
       credentialScope?: string;
+      /** Values to scrub from what is recorded (a tool may echo a secret it was given). */
+      secrets?: readonly string[];
     },
   ): void {
     const params = (e.params ?? {}) as Record<string, unknown>;
@@ -251,16 +300,19 @@ export class Gateway {
       clientVersion: base.clientInfo?.version,
       ip: base.context.ip,
       direction: e.direction,
-      error,
+      error: error === undefined ? undefined : scrub(error, base.secrets),
       latencyMs: e.latencyMs,
       requestBytes: e.requestBytes,
       responseBytes: response ? Buffer.byteLength(JSON.stringify(response)) : null,
       credentialScope: base.credentialScope,
-      details: {
-        ...(params['arguments'] !== undefined ? { arguments: params['arguments'] } : {}),
-        ...(result !== undefined ? { result } : {}),
-        ...(e.outcome !== 'answered' ? { outcome: e.outcome } : {}),
-      },
+      details: scrub(
+        {
+          ...(params['arguments'] !== undefined ? { arguments: params['arguments'] } : {}),
+          ...(result !== undefined ? { result } : {}),
+          ...(e.outcome !== 'answered' ? { outcome: e.outcome } : {}),
+        },
+        base.secrets,
+      ),
     });
     const tool = e.method === 'tools/call' || e.method === 'prompts/get' ? textOf(params['name']) : undefined;
     const outcome =
@@ -325,6 +377,7 @@ export class Gateway {
       ?.clientInfo;
     let session: GatewaySession | undefined;
     let credentialScope = 'none';
+    let secrets: string[] = [];
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
@@ -337,6 +390,7 @@ export class Gateway {
       slug: server.slug,
       clientInfo,
       credentialScope,
+      secrets,
     });
     const relay = new McpRelay({
       downstream: transport,
@@ -344,10 +398,12 @@ export class Gateway {
       createUpstream: async () => {
         const connection = await this.connectUpstream(server, context, transport.sessionId);
         credentialScope = connection.credentialScope;
+        secrets = connection.secrets;
         return connection.transport;
       },
       requestTimeoutMs: this.#deps.config.requestTimeoutMs,
       initializeTimeoutMs: this.#deps.config.connectTimeoutMs,
+      describeFailure: rpcErrorOf,
       trackStandaloneStream: true,
       closeDownstreamOnUpstreamClose: false,
       authorize: (request) => this.#authorize(server, context.principal, request),
@@ -466,9 +522,18 @@ export class Gateway {
       },
     };
     const timeout = this.#deps.config.connectTimeoutMs;
-    return this.#asClient(server, context, { name: 'mcp-gateway-discovery', timeout }, (client, version) =>
-      listCapabilities(client, version(), timeout),
-    );
+    const client = { name: 'mcp-gateway-discovery', timeout, userCredentials: principal !== undefined };
+    return this.#asClient(server, context, client, (c, version) =>
+      listCapabilities(c, version(), timeout),
+    ).catch((err: unknown) => {
+      // The capabilities error is shown to everyone who sees the server: not the admin's own link.
+      if (rpcErrorOf(err)?.code === RpcCode.AuthorizationRequired) {
+        throw new Error(
+          `Server "${server.slug}" needs your authorization (OAuth): connect your account, then discover again`,
+        );
+      }
+      throw err;
+    });
   }
 
   /**

@@ -96,6 +96,12 @@ export interface RelayOptions {
   ) => JSONRPCResultResponse['result'];
   /** Called once per request when it is answered, timed out, cancelled or failed (audit, metrics). */
   onSettled?: (event: SettledRequest) => void;
+  /**
+   * Turns a failure to start the upstream or to send it a request into the JSON-RPC error
+   * the client gets, when the failure is one the caller knows better (e.g. "connect your
+   * account at <link>"). Undefined: the generic "could not take <method>" error.
+   */
+  describeFailure?: (error: unknown) => { code: number; message: string; data?: unknown } | undefined;
   /** Called for every notification relayed (audit). */
   onNotification?: (
     direction: 'client->upstream' | 'upstream->client',
@@ -153,12 +159,26 @@ export class McpRelay {
   private readonly opts: Required<
     Omit<
       RelayOptions,
-      'trace' | 'log' | 'onShutdown' | 'authorize' | 'onSettled' | 'onNotification' | 'transformResult'
+      | 'trace'
+      | 'log'
+      | 'onShutdown'
+      | 'authorize'
+      | 'onSettled'
+      | 'onNotification'
+      | 'transformResult'
+      | 'describeFailure'
     >
   > &
     Pick<
       RelayOptions,
-      'trace' | 'log' | 'onShutdown' | 'authorize' | 'onSettled' | 'onNotification' | 'transformResult'
+      | 'trace'
+      | 'log'
+      | 'onShutdown'
+      | 'authorize'
+      | 'onSettled'
+      | 'onNotification'
+      | 'transformResult'
+      | 'describeFailure'
     >;
   private readonly downstream: DownstreamTransport;
   private upstream?: UpstreamTransport;
@@ -316,7 +336,7 @@ export class McpRelay {
         this.opts.log?.(`failed to start upstream "${this.opts.upstreamName}"`, error);
         // Rethrow: the forwarding step queued below is skipped and its onError answers the
         // initialize request with an error; then the session is torn down.
-        throw new Error(`failed to start: ${errorMessage(error)}`);
+        throw new Error(`failed to start: ${errorMessage(error)}`, { cause: error });
       }
     });
     this.forwardRequestUpstream(request);
@@ -411,9 +431,12 @@ export class McpRelay {
       // The upstream could not even accept the request (process gone, HTTP error, ...).
       if (!this.toUpstream.has(upstreamId)) return;
       this.settleUpstreamRequest(upstreamId);
-      const reason = `Upstream "${this.opts.upstreamName}" could not take ${request.method}: ${errorMessage(error)}`;
+      const known = this.opts.describeFailure?.(error);
+      const reason =
+        known?.message ??
+        `Upstream "${this.opts.upstreamName}" could not take ${request.method}: ${errorMessage(error)}`;
       this.report(pending, 'failed', undefined, reason);
-      this.replyDownstreamError(request.id, ErrorCode.InternalError, reason);
+      this.replyDownstreamError(request.id, known?.code ?? ErrorCode.InternalError, reason, known?.data);
       if (request.method === 'initialize') void this.shutdown('upstream failed to start');
     });
   }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -183,16 +184,28 @@ export class StdioPool {
   }
 }
 
+/** OAuth for a remote upstream: the SDK's provider, and what to throw when the user must authorize. */
+export interface UpstreamAuth {
+  readonly provider: OAuthClientProvider;
+  /** Replaces the SDK's UnauthorizedError (it says nothing about what the user should do). */
+  readonly authorizationRequired: () => Error;
+}
+
 /**
  * A remote upstream over Streamable HTTP or SSE, with the user's headers, through the
  * SSRF-guarded fetch. The client's own Authorization header never gets here: the gateway
  * builds upstream requests from scratch. The SDK HTTP client transport never reports a dead
  * server by itself, so a network-level failure closes it (which fails pending requests).
+ *
+ * With `upstreamAuth`, the SDK transport does OAuth itself: it sends the user's access
+ * token, and on a 401 refreshes it or starts an authorization (then throws its
+ * UnauthorizedError, which becomes `authorizationRequired()`).
  */
 export function remoteUpstream(
   server: ServerRecord,
   identity: UpstreamIdentity,
   guardedFetch: typeof fetch,
+  upstreamAuth?: UpstreamAuth,
 ): UpstreamTransport {
   const t = server.resolvedTransport;
   if (t.type === 'stdio') throw new Error('not a remote server');
@@ -212,15 +225,18 @@ export function remoteUpstream(
     }
   };
   const url = new URL(t.url);
+  const authProvider = upstreamAuth?.provider;
   if (t.type === 'sse') {
     transport = new SSEClientTransport(url, {
       fetch: livenessFetch as typeof fetch,
       requestInit: { headers },
+      ...(authProvider ? { authProvider } : {}),
     });
   } else {
     transport = new StreamableHTTPClientTransport(url, {
       fetch: livenessFetch as typeof fetch,
       requestInit: { headers, redirect: 'manual' },
+      ...(authProvider ? { authProvider } : {}),
       reconnectionOptions: {
         initialReconnectionDelay: 250,
         maxReconnectionDelay: 30_000,
@@ -228,6 +244,22 @@ export function remoteUpstream(
         maxRetries: 2,
       },
     });
+  }
+  if (upstreamAuth) {
+    // Wrapped on the instance (not a delegating class) so everything else the relay and the
+    // SDK Client use (sessionId, setProtocolVersion, terminateSession) stays the SDK's own.
+    const translate = (error: unknown) =>
+      error instanceof UnauthorizedError ? upstreamAuth.authorizationRequired() : error;
+    const send = transport.send.bind(transport) as (
+      message: JSONRPCMessage,
+      options?: Parameters<StreamableHTTPClientTransport['send']>[1],
+    ) => Promise<void>;
+    const start = transport.start.bind(transport);
+    transport.send = (
+      message: JSONRPCMessage,
+      options?: Parameters<StreamableHTTPClientTransport['send']>[1],
+    ) => send(message, options).catch((error: unknown) => Promise.reject(translate(error)));
+    transport.start = () => start().catch((error: unknown) => Promise.reject(translate(error)));
   }
   return transport;
 }

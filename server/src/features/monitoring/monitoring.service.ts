@@ -189,13 +189,15 @@ export class UpstreamHealthService {
   ): Promise<{ row: HealthCheckInsert; capabilities?: Capabilities | undefined }> {
     const checkedAt = new Date();
     const required = requiredUserFields(server);
-    if (required.length) {
+    if (required.length || server.oauth) {
       return {
         row: {
           serverId: server.id,
           status: 'unknown',
           latencyMs: null,
-          error: `not checked: every user supplies ${required.join(', ')}; no credential to check with`,
+          error: server.oauth
+            ? 'not checked: every user connects their own account with OAuth; no credential to check with'
+            : `not checked: every user supplies ${required.join(', ')}; no credential to check with`,
           checkedAt,
         },
       };

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import {
+  connectOAuthSchema,
   createServerSchema,
   putCredentialsSchema,
   slugSchema,
@@ -7,11 +8,15 @@ import {
   type UpstreamStatus,
 } from '@gateway/shared';
 import { z } from 'zod';
-import { notFound } from '../../platform/http/errors.ts';
+import { AppError, notFound } from '../../platform/http/errors.ts';
 import { parseOr400, validate } from '../../platform/http/validate.ts';
 import type { AccessService } from '../access/index.ts';
 import { isAdmin, principalOf, requireRole } from '../auth/index.ts';
-import type { CredentialsService } from '../credentials/index.ts';
+import {
+  UpstreamOAuthError,
+  type CredentialsService,
+  type UpstreamOAuthService,
+} from '../credentials/index.ts';
 import { toServerView, type RegistryService } from './registry.service.ts';
 
 const slugParams = z.object({ slug: slugSchema });
@@ -22,6 +27,8 @@ export function registryRoutes(deps: {
   registry: RegistryService;
   access: AccessService;
   credentials: CredentialsService;
+  /** Connecting users' upstream accounts on servers that use OAuth. */
+  upstreamOAuth?: UpstreamOAuthService | undefined;
   /** Latest health-check status per server id, shown as `health` in the catalog. */
   upstreamHealth?: { statusesById(): Promise<ReadonlyMap<string, UpstreamStatus>> } | undefined;
 }): Router {
@@ -85,6 +92,42 @@ export function registryRoutes(deps: {
     const { threadId } = parseOr400(threadQuery, req.query, 'query');
     const server = await visible(slug, res);
     await credentials.deleteUserValues(principalOf(res).userId, server, threadId);
+    res.status(204).end();
+  });
+
+  /** A server that uses OAuth, or a 400 saying it does not. */
+  const oauthServer = async (slug: string, res: { locals: Record<string, unknown> }) => {
+    const server = await visible(slug, res);
+    if (!server.oauth || !deps.upstreamOAuth) {
+      throw new AppError('bad_request', `server ${slug} does not use OAuth: nothing to connect`);
+    }
+    return { server, upstreamOAuth: deps.upstreamOAuth };
+  };
+
+  router.post(
+    '/api/servers/:slug/oauth/connect',
+    validate({ body: connectOAuthSchema }),
+    async (req, res) => {
+      const { slug } = parseOr400(slugParams, req.params, 'params');
+      const { server, upstreamOAuth } = await oauthServer(slug, res);
+      const body = req.body as { threadId?: string };
+      try {
+        const view = await upstreamOAuth.connect(server, principalOf(res).userId, body.threadId);
+        res.set('Cache-Control', 'no-store').json(view);
+      } catch (err) {
+        if (!(err instanceof UpstreamOAuthError)) throw err;
+        throw new AppError(err.status >= 500 ? 'upstream_unavailable' : 'bad_request', err.message);
+      }
+    },
+  );
+
+  router.delete('/api/servers/:slug/oauth', async (req, res) => {
+    const { slug } = parseOr400(slugParams, req.params, 'params');
+    const { threadId } = parseOr400(threadQuery, req.query, 'query');
+    const { server, upstreamOAuth } = await oauthServer(slug, res);
+    if (!(await upstreamOAuth.disconnect(server, principalOf(res).userId, threadId))) {
+      throw notFound('OAuth connection');
+    }
     res.status(204).end();
   });
 

@@ -10,10 +10,13 @@ import {
 import { AppError, conflict, notFound } from '../../platform/http/errors.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
 import type { AuditSink } from '../audit/index.ts';
-import type { Principal } from '../auth/principal.ts';
+import type { Principal } from '../auth/index.ts';
 import type { CredentialsService } from '../credentials/index.ts';
 import type { RegistryRepository, ServerRow } from './registry.repository.ts';
 import type { StoredOAuthSettings } from './registry.schema.ts';
+
+/** How long this process trusts its copy of the registry before reloading it. */
+const CACHE_TTL_MS = 5_000;
 
 /** A registered server with its static secrets opened: what a connector needs. */
 export interface ServerRecord extends ServerRow {
@@ -90,6 +93,7 @@ export class RegistryService {
   readonly #guardUrl: UrlGuard;
   #discoverer: Discoverer | undefined;
   #cache: Map<string, ServerRecord> | undefined;
+  #cachedAt = 0;
   #loading: Promise<Map<string, ServerRecord>> | undefined;
 
   constructor(deps: {
@@ -112,16 +116,25 @@ export class RegistryService {
   }
 
   async #all(): Promise<Map<string, ServerRecord>> {
-    if (this.#cache) return this.#cache;
+    // Changes made through this process invalidate at once; changes made by another replica
+    // (or capabilities refreshed by the workers process) show up within CACHE_TTL_MS.
+    const fresh = this.#cache && Date.now() - this.#cachedAt < CACHE_TTL_MS;
+    if (fresh) return this.#cache!;
     this.#loading ??= (async () => {
       const rows = await this.#repo.list();
       const map = new Map<string, ServerRecord>();
       for (const row of rows) map.set(row.slug, await this.#resolve(row));
       this.#cache = map;
+      this.#cachedAt = Date.now();
       return map;
     })().finally(() => {
       this.#loading = undefined;
     });
+    // A stale copy answers while the reload runs, so lookups never wait on the database twice.
+    if (this.#cache) {
+      this.#loading.catch((err: unknown) => this.#logger.warn({ err }, 'could not reload the registry'));
+      return this.#cache;
+    }
     return this.#loading;
   }
 
@@ -196,7 +209,12 @@ export class RegistryService {
       throw err;
     }
     await this.#credentials.putServerStatic(row.id, staticValues(input.transport));
-    if (input.oauth?.clientId) await this.#credentials.putServerOAuthClient(row.id, input.oauth);
+    if (input.oauth?.clientId) {
+      await this.#credentials.putServerOAuthClient(row.id, {
+        clientId: input.oauth.clientId,
+        clientSecret: input.oauth.clientSecret,
+      });
+    }
     this.invalidate();
     this.#audit.record({
       category: 'admin',
@@ -251,8 +269,12 @@ export class RegistryService {
     if (input.oauth !== undefined) {
       // A static client replaces the stored one; dropping it (or OAuth) forgets it. A dynamic
       // registration stays across other changes: users' grants are bound to that client.
-      if (input.oauth?.clientId) await this.#credentials.putServerOAuthClient(row.id, input.oauth);
-      else if (!input.oauth || current.oauth?.clientId) {
+      if (input.oauth?.clientId) {
+        await this.#credentials.putServerOAuthClient(row.id, {
+          clientId: input.oauth.clientId,
+          clientSecret: input.oauth.clientSecret,
+        });
+      } else if (!input.oauth || current.oauth?.clientId) {
         await this.#credentials.putServerOAuthClient(row.id, undefined);
       }
     }

@@ -105,6 +105,11 @@ const envSchema = z.object({
     emptyToUndefined,
     z.string().min(32, 'must be at least 32 characters').max(512).optional(),
   ),
+  // --- upstream OAuth credentials ---
+  /** How often the credentials.refresh job looks for upstream OAuth tokens about to expire (ms). */
+  CREDENTIALS_REFRESH_INTERVAL_MS: int(1_000, 86_400_000).default(60_000),
+  /** Upstream OAuth tokens expiring within this many seconds are refreshed by the job. */
+  CREDENTIALS_REFRESH_MARGIN_SECONDS: int(0, 86_400).default(300),
   // --- gateway ---
   /** JSON file of MCP servers ({"mcpServers": {...}}) synced into the registry at start-up. */
   MCP_SERVERS_FILE: z.preprocess(emptyToUndefined, z.string().optional()),
@@ -306,6 +311,10 @@ function build(env: z.infer<typeof envSchema>) {
       previousKeys: list(env.ENCRYPTION_PREVIOUS_KEYS ?? ''),
       adminBootstrapToken: env.ADMIN_BOOTSTRAP_TOKEN,
       rewrapOnStart: env.ENCRYPTION_REWRAP_ON_START,
+    },
+    credentials: {
+      refreshIntervalMs: env.CREDENTIALS_REFRESH_INTERVAL_MS,
+      refreshMarginSeconds: env.CREDENTIALS_REFRESH_MARGIN_SECONDS,
     },
     health: {
       intervalMs: env.HEALTH_CHECK_INTERVAL_MS,

@@ -5,7 +5,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type { PgDatabase, PgQueryResultHKT, PgTransactionConfig } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
@@ -193,6 +193,29 @@ async function openPglite(dir: string, logger: Logger): Promise<InternalHandle> 
       if (lockFile) await rm(lockFile, { force: true });
     },
   };
+}
+
+/**
+ * `db.transaction`, without a pool leak: drizzle (0.45) checks a client out of the pool and
+ * sends BEGIN outside its try/finally, so a connection that dies just before BEGIN is never
+ * released and the pool loses a slot for good (after DATABASE_POOL_MAX of those, every query
+ * waits forever). Here the client is checked out and always released by us; a client whose
+ * connection died is dropped by the pool on release. On PGlite it is `db.transaction`.
+ */
+export async function transaction<T>(
+  db: Database,
+  fn: (tx: Database) => Promise<T>,
+  config?: PgTransactionConfig,
+): Promise<T> {
+  const pool = (db as unknown as { $client?: unknown }).$client;
+  if (!(pool instanceof pg.Pool)) return db.transaction((tx) => fn(tx as unknown as Database), config);
+  const client = await pool.connect();
+  try {
+    const single = drizzlePg(client, { schema }) as unknown as Database;
+    return await single.transaction((tx) => fn(tx as unknown as Database), config);
+  } finally {
+    client.release();
+  }
 }
 
 /** Runs `select 1` through drizzle; used by tests and readiness. */
