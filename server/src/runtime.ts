@@ -49,7 +49,7 @@ import {
   RegistryService,
   syncCatalogFile,
 } from './features/registry/index.ts';
-import { UsersRepository } from './features/users/index.ts';
+import { UsersRepository, usersRoutes } from './features/users/index.ts';
 import { loadOrCreateLocalKey, parseMasterKey, Vault } from './platform/crypto/vault.ts';
 import { defineMaintenanceJobs, MaintenanceRepository } from './features/maintenance/index.ts';
 import type { Config } from './platform/config/config.ts';
@@ -437,6 +437,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     api.use(keyRotationRoutes(s));
     api.use(keysRoutes(s));
     api.use(accessRoutes(s));
+    api.use(usersRoutes(s));
     api.use(auditRoutes(s.audit));
     const webRoutes = Router();
     webRoutes.use('/auth', web.session);

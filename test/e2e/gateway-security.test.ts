@@ -225,7 +225,6 @@ describe('authorization and routing', () => {
     });
     expect(foreign.status).toBe(403);
     await expectNotForwarded('MARKER-origin', since);
-    await expectRefusalAudited(since);
 
     const allowed = await rawMcp(spyUrl(), {
       key: user.key,
@@ -237,6 +236,7 @@ describe('authorization and routing', () => {
     const sessionId = allowed.headers.get('mcp-session-id');
     expect(sessionId).toBeTruthy();
     await rawMcp(spyUrl(), { method: 'DELETE', key: user.key, sessionId: sessionId! });
+    await expectRefusalAudited(since);
   });
 });
 
@@ -278,9 +278,9 @@ describe('message validation', () => {
       expect(res.json, JSON.stringify(body)).toMatchObject({ jsonrpc: '2.0', error: { code: -32600 } });
     }
     await expectNotForwarded('MARKER-invalid', since);
-    await expectRefusalAudited(since);
     // None of this harmed the session.
     await expect(session.client.ping()).resolves.toBeDefined();
+    await expectRefusalAudited(since);
   });
 });
 

@@ -22,7 +22,7 @@ import { testLogger } from '../support/config.ts';
 import { testRedisPrefix } from '../support/redis.ts';
 import { hasChromium, hasRedis } from '../support/services.ts';
 
-const ACCESS_TOKEN_TTL_SECONDS = 3;
+const ACCESS_TOKEN_TTL_SECONDS = 2;
 
 /** A connected SDK client, or the JSON-RPC error the gateway answered its initialize with. */
 async function connect(url: string, key: string): Promise<Client> {
@@ -210,6 +210,14 @@ describe.skipIf(!(await hasChromium()))('upstream OAuth: the gateway as OAuth cl
     } finally {
       await client.close();
     }
+    const aggregate = await connect(`${state.server.url}/mcp`, ADMIN_TOKEN);
+    try {
+      const tools = (await aggregate.listTools()).tools.map((t) => t.name);
+      expect(tools).toEqual(expect.arrayContaining(['secured__whoami', 'secured__echo']));
+      expect(text(await aggregate.callTool({ name: 'secured__whoami', arguments: {} }))).toBe('alice');
+    } finally {
+      await aggregate.close();
+    }
     const use = await waitForAudit(
       state.admin,
       since,
@@ -232,6 +240,20 @@ describe.skipIf(!(await hasChromium()))('upstream OAuth: the gateway as OAuth cl
     const otherLink = (err.data as { connectUrl: string }).connectUrl;
     expect(otherLink).not.toBe(adminConnectUrl);
     expect((await other.client.get('/api/credentials')).body.credentials).toEqual([]);
+    // Through the aggregate endpoint: the server is left out, and calling it says how to connect.
+    const aggregate = await connect(`${state.server.url}/mcp`, other.key);
+    try {
+      expect((await aggregate.listTools()).tools.map((t) => t.name)).not.toContain('secured__whoami');
+      const call = await aggregate.callTool({ name: 'secured__whoami', arguments: {} }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(call).toBeInstanceOf(McpError);
+      expect((call as McpError).code).toBe(-32004);
+      expect((call as McpError).data).toMatchObject({ server: 'secured' });
+    } finally {
+      await aggregate.close();
+    }
     // The upstream never accepted a request for them: no token of anyone else's was sent.
     expect(upstream.accepted.length).toBe(acceptedBefore);
     // Their link does not work in someone else's browser session.
@@ -245,10 +267,10 @@ describe.skipIf(!(await hasChromium()))('upstream OAuth: the gateway as OAuth cl
       await context.close();
     }
     // The REST way for a web UI: the authorization server's URL, for this user.
-    const connect = await other.client.post('/api/servers/secured/oauth/connect', {});
-    expect(connect.status).toBe(200);
-    expect(connect.body.authorizationUrl).toMatch(new RegExp(`^${upstream.issuer}/auth\\?`));
-    expect(new URL(connect.body.authorizationUrl as string).searchParams.get('resource')).toBe(
+    const started = await other.client.post('/api/servers/secured/oauth/connect', {});
+    expect(started.status).toBe(200);
+    expect(started.body.authorizationUrl).toMatch(new RegExp(`^${upstream.issuer}/auth\\?`));
+    expect(new URL(started.body.authorizationUrl as string).searchParams.get('resource')).toBe(
       upstream.resource,
     );
   });

@@ -76,6 +76,7 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     await page.getByLabel('Variable name').fill('API_TOKEN');
     await page.getByLabel('Label', { exact: true }).fill('API token');
     await page.getByLabel('Help text').fill('Your personal token for the test server.');
+    await screenshot(page, shots, 'server-form');
     await page.getByRole('button', { name: 'Create server' }).click();
 
     await page.waitForURL(`${url}/admin/servers?created=everything`, { timeout: 20_000 });
@@ -147,13 +148,16 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     expect(await c.getByRole('textbox', { name: 'Endpoint' }).inputValue()).toBe(`${url}/mcp/everything`);
     await c.getByRole('button', { name: 'Copy Endpoint' }).click();
     await c.getByText('Copied', { exact: true }).waitFor();
-    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(`${url}/mcp/everything`);
+    expect(await page.evaluate('navigator.clipboard.readText()')).toBe(`${url}/mcp/everything`);
 
     const tools = c.locator('details', { has: page.locator('summary', { hasText: /^Tools/ }) });
     expect(await tools.locator('li').first().isVisible()).toBe(false);
     await tools.locator('summary').click();
     await tools.getByText('echo', { exact: true }).waitFor();
     expect(await tools.textContent()).toContain('get-sum');
+
+    await c.locator('summary', { hasText: 'Health' }).click();
+    await c.getByText(/^(not checked yet|checked .*)$/).waitFor();
     await screenshot(page, shots, 'servers');
   });
 
@@ -219,7 +223,7 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     expect(createdKey).toMatch(/^mgw_/);
     await shown.getByRole('button', { name: 'Copy API key' }).click();
     await shown.getByText('Copied', { exact: true }).waitFor();
-    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(createdKey);
+    expect(await page.evaluate('navigator.clipboard.readText()')).toBe(createdKey);
     await screenshot(page, shots, 'my-access-new-key');
 
     // The key works, for what it was scoped to.
@@ -321,6 +325,41 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     expect(await nav('My access').isVisible()).toBe(false);
     await screenshot(page, shots, 'my-access-narrow');
     await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it('edits a server, keeping the secret transport settings unless asked to replace them', async () => {
+    await nav('Admin: Servers').click();
+    await card('everything').getByRole('link', { name: 'Edit Everything' }).click();
+    await expect.poll(() => heading().textContent()).toBe('Edit Everything');
+    expect(await page.getByLabel('Slug').count()).toBe(0);
+    expect(await page.getByLabel('Command').count()).toBe(0);
+    await page.getByLabel('Change the transport').check();
+    expect(await page.getByLabel('Command').inputValue()).toBe(process.execPath);
+    await page.getByLabel('Change the transport').uncheck();
+    expect(await page.getByLabel('Variable name').inputValue()).toBe('API_TOKEN');
+    await page.getByLabel('Description').fill('Edited in the browser.');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.waitForURL(`${url}/admin/servers?saved=everything`);
+    expect(await page.getByRole('status').filter({ hasText: 'was saved' }).textContent()).toContain(
+      'Server “everything” was saved.',
+    );
+    await nav('Servers').click();
+    await card('everything').getByText('Edited in the browser.').waitFor();
+    // Still a working stdio server: the transport was not sent, so nothing was wiped.
+    expect(await card('everything').locator('.transport').textContent()).toContain('server-everything');
+  });
+
+  it('deletes a server after confirmation', async () => {
+    await nav('Admin: Servers').click();
+    await card('everything').getByRole('button', { name: 'Delete Everything' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Delete the server “Everything”?' });
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    expect(await card('everything').count()).toBe(1);
+    await card('everything').getByRole('button', { name: 'Delete Everything' }).click();
+    await dialog.getByRole('button', { name: 'Delete server' }).click();
+    await card('everything').waitFor({ state: 'detached' });
+    expect(await main().textContent()).toContain('No servers registered');
   });
 
   it('signs out, after which the app asks to sign in again', async () => {

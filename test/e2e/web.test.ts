@@ -3,13 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../server/src/runtime.ts';
 import { launchBrowser } from '../support/browser.ts';
 import { testConfig, testLogger } from '../support/config.ts';
+import { ADMIN_TOKEN } from '../support/server.ts';
 import { hasChromium } from '../support/services.ts';
 
 describe.skipIf(!(await hasChromium()))('web client in Chromium', () => {
   let server: RunningServer;
   let browser: Browser;
   beforeAll(async () => {
-    server = await startServer(testConfig(), testLogger());
+    server = await startServer(testConfig({ ADMIN_BOOTSTRAP_TOKEN: ADMIN_TOKEN }), testLogger());
     browser = await launchBrowser();
   });
   afterAll(async () => {
@@ -17,13 +18,15 @@ describe.skipIf(!(await hasChromium()))('web client in Chromium', () => {
     await server?.stop();
   });
 
-  it('is served by the gateway and shows that it is ready', async () => {
+  it('is served by the gateway and sends a signed-out visitor to sign in', async () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(server.url);
-    await expect.poll(() => page.textContent('[data-testid=readiness]')).toBe('Ready');
-    expect(await page.textContent('h1')).toBe('MCP Gateway');
+    const response = await page.goto(server.url);
+    expect(response?.status()).toBe(200);
+    expect(await response?.text()).toContain('<title>MCP Gateway</title>');
+    await page.waitForURL((u) => u.pathname === '/auth/login' && u.searchParams.get('returnTo') === '/');
+    expect(await page.textContent('h1')).toBe('Sign in');
     expect(errors).toEqual([]);
   });
 
@@ -31,8 +34,11 @@ describe.skipIf(!(await hasChromium()))('web client in Chromium', () => {
     const page = await browser.newPage();
     const response = await page.goto(`${server.url}/threads/some-thread`);
     expect(response?.status()).toBe(200);
-    expect(await page.textContent('h1')).toBe('MCP Gateway');
-    const api = await fetch(`${server.url}/api/does-not-exist`);
+    expect(await response?.text()).toContain('<div id="root">');
+    await page.waitForURL((u) => u.searchParams.get('returnTo') === '/threads/some-thread');
+    const api = await fetch(`${server.url}/api/does-not-exist`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
     expect(api.status).toBe(404);
     expect(await api.json()).toMatchObject({ error: { code: 'not_found' } });
   });

@@ -79,7 +79,7 @@ describe('access rules', () => {
 
   it('a tool-restricted user sees and calls only the granted tools, on both endpoints; a group rule applies to members', async () => {
     await setup();
-    const { user, key } = await createUserKey(ctx.server, 'limited');
+    const { user, key, client: limited } = await createUserKey(ctx.server, 'limited');
     await grant(ctx.admin, 'tools-a', { subjectType: 'user', subject: user.id, tools: ['echo'] });
     const direct = await connectMcp(`${ctx.server.url}/mcp/tools-a`, key);
     try {
@@ -105,6 +105,9 @@ describe('access rules', () => {
     } finally {
       await agg.close();
     }
+    // The catalog shows the same: only granted tools.
+    const catalog = await limited.get('/api/servers/tools-a');
+    expect(catalog.body.capabilities.tools.map((t: { name: string }) => t.name)).toEqual(['echo']);
     const denied = await ctx.admin.get('/api/audit?status=denied&action=tools/call');
     expect(denied.body.events.some((e: { toolName: string }) => e.toolName === 'get-sum')).toBe(true);
 
@@ -135,6 +138,9 @@ describe('access rules', () => {
     expect((await client.get('/api/oauth/grants?all=true')).status).toBe(403);
     expect((await client.delete('/api/oauth/grants/some-grant-id')).status).toBe(404);
     expect((await client.get('/api/audit')).status).toBe(403);
+    expect((await client.get('/api/users')).status).toBe(403);
+    const users = await ctx.admin.get('/api/users');
+    expect(users.body.users.map((u: { displayName: string }) => u.displayName)).toContain('mallory');
     expect((await ctx.admin.delete(`/api/access-rules/${rule.id}`)).status).toBe(204);
     expect((await ctx.admin.delete(`/api/access-rules/${rule.id}`)).status).toBe(404);
   });

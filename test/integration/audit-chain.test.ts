@@ -307,7 +307,7 @@ describe.each(await engines())('npm run audit:verify on %s', (engine) => {
     expect(bad.code).toBe(1);
     expect(bad.output).toContain(`broken at seq ${written[9]}`);
     expect(bad.output).toMatch(/expected hash: +[0-9a-f]{64}/);
-  });
+  }, 120_000); // four openings of a file-backed PGlite and two processes
 
   it('--help says to stop the server on PGlite or use the admin API', async () => {
     const help = await run('--help');

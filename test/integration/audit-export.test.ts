@@ -62,7 +62,7 @@ async function consume(res: Response, format: 'jsonl' | 'csv') {
   let bytes = 0;
   let records = 0;
   let quoted = false;
-  let prev = '';
+  let prev = 0;
   let head = '';
   let tail = '';
   const decoder = new TextDecoder();
@@ -79,8 +79,8 @@ async function consume(res: Response, format: 'jsonl' | 'csv') {
       if (format === 'jsonl') {
         if (c === 10) records++;
       } else if (c === 34) quoted = !quoted;
-      else if (c === 10 && prev === '\r' && !quoted) records++;
-      prev = text[i]!;
+      else if (c === 10 && prev === 13 && !quoted) records++;
+      prev = c;
     }
     if (Date.now() - lastSample > 500) {
       lastSample = Date.now();
@@ -94,6 +94,7 @@ async function consume(res: Response, format: 'jsonl' | 'csv') {
 describe.each(await engines())('audit export on %s', (engine) => {
   const ctx = useServer(engine);
   const TOTAL = 100_000;
+  // Generous timeouts: 100k events take seconds, but a loaded CI machine may take longer.
   let firstSeq = 0;
 
   const get = (query: string, key = ADMIN_TOKEN) =>
@@ -112,6 +113,8 @@ describe.each(await engines())('audit export on %s', (engine) => {
     await db.execute(
       sql`update audit_chain_head set last_seq = greatest(last_seq, (select max(seq) from audit_events))`,
     );
+    // Planner statistics, as autovacuum would gather them after such a load.
+    await db.execute(sql`analyze audit_events`);
     const [row] = (
       (await db.execute(
         sql`select min(seq) as seq from audit_events where action = 'tools/call'`,
@@ -137,7 +140,7 @@ describe.each(await engines())('audit export on %s', (engine) => {
     expect(first.hash).toMatch(/^[0-9a-f]{64}$/);
     const last = JSON.parse(out.tail.trimEnd().split('\n').at(-1)!);
     expect(last).toMatchObject({ seq: firstSeq + TOTAL - 1, details: { i: TOTAL } });
-  });
+  }, 120_000);
 
   it('streams 100k events as CSV with bounded memory', async () => {
     const res = await get('format=csv&action=tools/call');
@@ -152,7 +155,7 @@ describe.each(await engines())('audit export on %s', (engine) => {
     expect(header!.slice(0, 6)).toEqual(['seq', 'id', 'at', 'category', 'action', 'status']);
     expect(first![0]).toBe(String(firstSeq));
     expect(JSON.parse(first![header!.indexOf('details')]!)).toMatchObject({ i: 1 });
-  });
+  }, 120_000);
 
   it('applies the listing filters, and escapes CSV fields exactly', async () => {
     const repo = new AuditRepository(ctx.server.core.database.db);

@@ -289,7 +289,7 @@ describe('audit writer on PGlite', () => {
     } finally {
       await second.close();
     }
-  });
+  }, 120_000); // a file-backed PGlite opened twice
 
   it('a spool file whose events partly reached the database (crash before removal) is replayed without duplicates', async () => {
     const db = await openDatabase({ kind: 'pglite', dir: 'memory://' }, logger);

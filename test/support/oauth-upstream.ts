@@ -50,7 +50,8 @@ export async function startOAuthUpstream(options: { accessTokenTtlSeconds: numbe
     features: {
       devInteractions: { enabled: true },
       registration: { enabled: true },
-      revocation: { enabled: true },
+      // Public clients revoke their own tokens (RFC 7009); the test revokes the gateway's.
+      revocation: { enabled: true, allowedPolicy: async () => true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => resource,
@@ -75,7 +76,7 @@ export async function startOAuthUpstream(options: { accessTokenTtlSeconds: numbe
     },
     issueRefreshToken: async () => true,
     rotateRefreshToken: true,
-    ttl: { Interaction: 600, Session: 3600, Grant: 86_400, RefreshToken: 86_400, AuthorizationCode: 60 },
+    ttl: { AccessToken: options.accessTokenTtlSeconds, Interaction: 600, Session: 3600, Grant: 86_400, RefreshToken: 86_400, AuthorizationCode: 60 },
   });
   const events: AsEvents = {
     refreshTokensConsumed: 0,

@@ -530,23 +530,25 @@ function ServerForm({ existing }: { existing?: ServerView }) {
           />
         </section>
 
-        <ErrorMessage
-          error={save.error}
-          title={existing ? 'The server was not saved' : 'The server was not created'}
-        />
-        <div className="actions sticky-actions">
-          <button type="submit" className="button-primary" disabled={save.pending}>
-            {save.pending
-              ? existing
-                ? 'Saving…'
-                : 'Creating and discovering…'
-              : existing
-                ? 'Save changes'
-                : 'Create server'}
-          </button>
-          <Link to="/admin/servers" className="button">
-            Cancel
-          </Link>
+        <div className="sticky-actions">
+          <ErrorMessage
+            error={save.error}
+            title={existing ? 'The server was not saved' : 'The server was not created'}
+          />
+          <div className="actions">
+            <button type="submit" className="button-primary" disabled={save.pending}>
+              {save.pending
+                ? existing
+                  ? 'Saving…'
+                  : 'Creating and discovering…'
+                : existing
+                  ? 'Save changes'
+                  : 'Create server'}
+            </button>
+            <Link to="/admin/servers" className="button">
+              Cancel
+            </Link>
+          </div>
         </div>
       </form>
     </>

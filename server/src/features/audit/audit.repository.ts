@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, gt, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { PgliteDatabase } from 'drizzle-orm/pglite';
 import { transaction, type Database } from '../../platform/db/database.ts';
 import { chainHash, GENESIS_HASH } from './audit.chain.ts';
 import type { AuditRecord } from './audit.record.ts';
@@ -138,10 +139,14 @@ export class AuditRepository {
       .limit(limit);
   }
 
-  /** Oldest first: events with `afterSeq < seq <= upToSeq` matching `filter` (keyset pagination). */
-  async page(filter: AuditFilter, afterSeq: number, upToSeq: number, limit: number): Promise<AuditRow[]> {
+  /**
+   * Oldest first: events with `seq > afterSeq` matching `filter`, `limit` of them (keyset
+   * pagination). No upper bound in SQL: `seq > x order by seq limit n` walks the primary key
+   * in order, where an added range tempts the planner into scanning and sorting the range.
+   */
+  async page(filter: AuditFilter, afterSeq: number, limit: number): Promise<AuditRow[]> {
     const w = where(filter);
-    w.push(gt(auditEvents.seq, afterSeq), lte(auditEvents.seq, upToSeq));
+    w.push(gt(auditEvents.seq, afterSeq));
     return this.#db
       .select()
       .from(auditEvents)
@@ -167,11 +172,14 @@ export class AuditRepository {
   }
 
   /**
-   * Runs `fn` over one consistent snapshot (repeatable read, read-only), so a verification
-   * is not confused by events written or deleted while it walks the chain.
+   * Runs `fn` over one consistent snapshot (repeatable read, read-only) on PostgreSQL, so a
+   * verification is not confused by events written or deleted while it walks the chain.
+   * PGlite runs a transaction exclusively (every other query of the process would wait for
+   * the whole walk), so there `fn` runs outside one and reports whether it had a snapshot.
    */
-  async snapshot<T>(fn: (repo: AuditRepository) => Promise<T>): Promise<T> {
-    return transaction(this.#db, (tx) => fn(new AuditRepository(tx)), {
+  async snapshot<T>(fn: (repo: AuditRepository, consistent: boolean) => Promise<T>): Promise<T> {
+    if (this.#db instanceof PgliteDatabase) return fn(this, false);
+    return transaction(this.#db, (tx) => fn(new AuditRepository(tx), true), {
       isolationLevel: 'repeatable read',
       accessMode: 'read only',
     });

@@ -214,6 +214,8 @@ export class AuditService implements AuditSink {
       for (;;) {
         // A spill in progress lands in the file list first, so its place in the order is known.
         await this.#spoolChain;
+        // Another spill began meanwhile: its (older) events must be on disk before newer ones go.
+        if (this.#spilling) continue;
         const file = this.#files[0];
         const front = this.#buffer[0];
         if (file && (!front || compareOrder(file.order, [this.#runStart, front.n]) < 0)) {

@@ -62,13 +62,23 @@ export class AuditTrail {
     range: { afterSeq?: number; upToSeq?: number } = {},
     repo: AuditRepository = this.#repo,
   ): AsyncGenerator<AuditRow[]> {
-    let after = range.afterSeq ?? 0;
+    const after = range.afterSeq ?? 0;
     const upTo = range.upToSeq ?? Number.MAX_SAFE_INTEGER;
+    const fetch = (afterSeq: number) => {
+      const page = repo.page(filter, afterSeq, PAGE);
+      // Marked handled: a consumer that stops early leaves the prefetched page unread.
+      page.catch(() => {});
+      return page;
+    };
+    let next = fetch(after);
     for (;;) {
-      const rows = await repo.page(filter, after, upTo, PAGE);
-      if (rows.length) yield rows;
-      if (rows.length < PAGE) return;
-      after = rows.at(-1)!.seq;
+      const rows = await next;
+      const inRange = rows.at(-1) && rows.at(-1)!.seq > upTo ? rows.filter((r) => r.seq <= upTo) : rows;
+      const done = rows.length < PAGE || inRange.length < rows.length;
+      // The next page is read while this one is formatted and sent: two pages in memory at most.
+      if (!done) next = fetch(rows.at(-1)!.seq);
+      if (inRange.length) yield inRange;
+      if (done) return;
     }
   }
 
@@ -95,79 +105,90 @@ export class AuditTrail {
    */
   async verify(): Promise<AuditVerifyReport> {
     const started = Date.now();
-    return this.#repo.snapshot(async (repo) => {
-      const head = await repo.head();
-      const checkpoint = await repo.latestCheckpoint();
-      const start: AuditVerifyStart = checkpoint
-        ? {
-            afterSeq: checkpoint.upToSeq,
-            prevHash: checkpoint.lastHash,
-            kind: checkpoint.kind,
-            at: checkpoint.at.toISOString(),
-          }
-        : { afterSeq: 0, prevHash: GENESIS_HASH, kind: 'genesis', at: null };
-      let prev = start.prevHash;
-      let checked = 0;
-      let lastSeq: number | null = null;
-      let broken: AuditChainBreak | null = null;
-      walk: for await (const rows of this.pages(
-        {},
-        { afterSeq: start.afterSeq, ...(head ? { upToSeq: head.seq } : {}) },
-        repo,
-      )) {
-        for (const row of rows) {
-          const expectedHash = chainHash(prev, row.seq, row);
-          if (row.prevHash !== prev || row.hash !== expectedHash) {
-            broken = {
-              seq: row.seq,
-              id: row.id,
-              reason: row.prevHash !== prev ? 'prev_hash_mismatch' : 'hash_mismatch',
-              expectedHash,
-              storedHash: row.hash,
-              expectedPrevHash: prev,
-              storedPrevHash: row.prevHash,
-            };
-            break walk;
-          }
-          prev = row.hash;
-          checked++;
-          lastSeq = row.seq;
+    const report = await this.#repo.snapshot(async (repo, consistent) => ({
+      consistent,
+      report: await this.#walk(repo, started),
+    }));
+    if (report.consistent || report.report.ok) return report.report;
+    // Without a snapshot (PGlite), retention may have deleted events under the walk: if a
+    // newer checkpoint appeared meanwhile, the break may be that; check again from it.
+    const checkpoint = await this.#repo.latestCheckpoint();
+    if ((checkpoint?.upToSeq ?? 0) === report.report.start.afterSeq) return report.report;
+    return this.#walk(this.#repo, started);
+  }
+
+  async #walk(repo: AuditRepository, started: number): Promise<AuditVerifyReport> {
+    const head = await repo.head();
+    const checkpoint = await repo.latestCheckpoint();
+    const start: AuditVerifyStart = checkpoint
+      ? {
+          afterSeq: checkpoint.upToSeq,
+          prevHash: checkpoint.lastHash,
+          kind: checkpoint.kind,
+          at: checkpoint.at.toISOString(),
         }
+      : { afterSeq: 0, prevHash: GENESIS_HASH, kind: 'genesis', at: null };
+    let prev = start.prevHash;
+    let checked = 0;
+    let lastSeq: number | null = null;
+    let broken: AuditChainBreak | null = null;
+    walk: for await (const rows of this.pages(
+      {},
+      { afterSeq: start.afterSeq, ...(head ? { upToSeq: head.seq } : {}) },
+      repo,
+    )) {
+      for (const row of rows) {
+        const expectedHash = chainHash(prev, row.seq, row);
+        if (row.prevHash !== prev || row.hash !== expectedHash) {
+          broken = {
+            seq: row.seq,
+            id: row.id,
+            reason: row.prevHash !== prev ? 'prev_hash_mismatch' : 'hash_mismatch',
+            expectedHash,
+            storedHash: row.hash,
+            expectedPrevHash: prev,
+            storedPrevHash: row.prevHash,
+          };
+          break walk;
+        }
+        prev = row.hash;
+        checked++;
+        lastSeq = row.seq;
       }
-      const endSeq = lastSeq ?? start.afterSeq;
-      if (!broken && !head) {
-        broken = {
-          seq: endSeq,
-          id: null,
-          reason: 'head_missing',
-          expectedHash: prev,
-          storedHash: '',
-          expectedPrevHash: prev,
-          storedPrevHash: '',
-        };
-      } else if (!broken && head && (head.seq !== endSeq || head.hash !== prev)) {
-        // Events at the end were deleted (the head names a later one), or the head was edited.
-        broken = {
-          seq: head.seq,
-          id: null,
-          reason: 'head_mismatch',
-          expectedHash: head.hash,
-          storedHash: prev,
-          expectedPrevHash: prev,
-          storedPrevHash: prev,
-        };
-      }
-      return {
-        ok: broken === null,
-        checked,
-        start,
-        lastSeq,
-        head: head ?? null,
-        broken,
-        startedAt: new Date(started).toISOString(),
-        durationMs: Date.now() - started,
+    }
+    const endSeq = lastSeq ?? start.afterSeq;
+    if (!broken && !head) {
+      broken = {
+        seq: endSeq,
+        id: null,
+        reason: 'head_missing',
+        expectedHash: prev,
+        storedHash: '',
+        expectedPrevHash: prev,
+        storedPrevHash: '',
       };
-    });
+    } else if (!broken && head && (head.seq !== endSeq || head.hash !== prev)) {
+      // Events at the end were deleted (the head names a later one), or the head was edited.
+      broken = {
+        seq: head.seq,
+        id: null,
+        reason: 'head_mismatch',
+        expectedHash: head.hash,
+        storedHash: prev,
+        expectedPrevHash: prev,
+        storedPrevHash: prev,
+      };
+    }
+    return {
+      ok: broken === null,
+      checked,
+      start,
+      lastSeq,
+      head: head ?? null,
+      broken,
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+    };
   }
 
   /** `tools/call` statistics per server and tool over the window; `userId` undefined: everyone. */

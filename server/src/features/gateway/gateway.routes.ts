@@ -81,6 +81,31 @@ export function gatewayRoutes(options: {
   const router = Router();
   const paths = ['/mcp', '/mcp/:slug'];
 
+  /** Refuses a request before it reaches a session: an audit event, then a JSON-RPC error. */
+  const refuse = (
+    req: Request,
+    res: Response,
+    status: number,
+    code: number,
+    message: string,
+    id?: unknown,
+  ) => {
+    options.audit.record({
+      category: 'mcp',
+      action: 'mcp.refused',
+      status: status === 403 || status === 404 ? 'denied' : 'error',
+      userId: (res.locals['principal'] as Principal | undefined)?.userId ?? null,
+      apiKeyId: (res.locals['principal'] as Principal | undefined)?.apiKeyId ?? null,
+      oauthClientId: (res.locals['principal'] as Principal | undefined)?.oauthClientId ?? null,
+      serverSlug: (req.params['slug'] as string | undefined) ?? null,
+      sessionId: req.header('mcp-session-id') ?? null,
+      ip: req.ip ?? null,
+      error: message,
+      details: { httpStatus: status, httpMethod: req.method, requestId: requestIdOf(req) },
+    });
+    sendRpcError(res, status, code, message, id);
+  };
+
   // Browsers send Origin; a foreign one is refused to stop DNS-rebinding and cross-site
   // requests reaching local sessions (MCP spec, Streamable HTTP security warning).
   const checkOrigin: RequestHandler = (req, res, next) => {
@@ -89,7 +114,7 @@ export function gatewayRoutes(options: {
     const own = `${req.protocol}://${req.get('host')}`;
     if (origin === own || options.publicOrigins.includes(origin) || options.allowedOrigins.includes(origin))
       return next();
-    sendRpcError(res, 403, RpcCode.InvalidRequest, `Origin ${origin} is not allowed`);
+    refuse(req, res, 403, RpcCode.InvalidRequest, `Origin ${origin} is not allowed`);
   };
 
   const auth = requireAuth({
@@ -106,6 +131,7 @@ export function gatewayRoutes(options: {
   ) => {
     if (err?.status === 401 || err?.status === 403) {
       if (err.headers) res.set(err.headers);
+      // Already audited by requireAuth (auth.reject).
       return sendRpcError(
         res,
         err.status,
@@ -124,27 +150,13 @@ export function gatewayRoutes(options: {
     // A server the caller may not use is indistinguishable from one that does not exist.
     const visible =
       server && gateway.deps.access.canUseServer({ ...principal, serverScope: undefined }, server);
-    if (!server || !visible) return sendRpcError(res, 404, RpcCode.InvalidRequest, `no MCP server ${slug}`);
+    if (!server || !visible) return refuse(req, res, 404, RpcCode.InvalidRequest, `no MCP server ${slug}`);
     if (principal.serverScope && !principal.serverScope.includes(slug)) {
-      options.audit.record({
-        category: 'auth',
-        action: 'auth.scope_denied',
-        status: 'denied',
-        userId: principal.userId,
-        apiKeyId: principal.apiKeyId ?? null,
-        serverSlug: slug,
-        ip: req.ip ?? null,
-      });
       gateway.deps.logger.info(
         { requestId: requestIdOf(req), userId: principal.userId, server: slug, method: req.method },
         'MCP request denied: credential not scoped to this server',
       );
-      return sendRpcError(
-        res,
-        403,
-        RpcCode.Forbidden,
-        `this credential is not allowed to use server ${slug}`,
-      );
+      return refuse(req, res, 403, RpcCode.Forbidden, `this credential is not allowed to use server ${slug}`);
     }
     res.locals['server'] = server;
     next();
@@ -155,10 +167,10 @@ export function gatewayRoutes(options: {
     json(req, res, (err?: { type?: string; limit?: number }) => {
       if (!err) return next();
       if (err.type === 'entity.too.large')
-        return sendRpcError(res, 413, RpcCode.InvalidRequest, `message larger than ${err.limit} bytes`);
+        return refuse(req, res, 413, RpcCode.InvalidRequest, `message larger than ${err.limit} bytes`);
       if (err.type === 'entity.parse.failed')
-        return sendRpcError(res, 400, RpcCode.ParseError, 'Parse error: body is not valid JSON');
-      return sendRpcError(res, 400, RpcCode.InvalidRequest, 'unreadable request body');
+        return refuse(req, res, 400, RpcCode.ParseError, 'Parse error: body is not valid JSON');
+      return refuse(req, res, 400, RpcCode.InvalidRequest, 'unreadable request body');
     });
   };
 
@@ -187,20 +199,14 @@ export function gatewayRoutes(options: {
     const id = req.header('mcp-session-id');
     const bodyId = (req.body as { id?: unknown } | undefined)?.id;
     if (!id) {
-      sendRpcError(
-        res,
-        400,
-        RpcCode.InvalidRequest,
-        'Bad Request: Mcp-Session-Id header is required',
-        bodyId,
-      );
+      refuse(req, res, 400, RpcCode.InvalidRequest, 'Bad Request: Mcp-Session-Id header is required', bodyId);
       return undefined;
     }
     const session = gateway.findSession(id, principalOf(res));
     const slug = req.params['slug'] as string | undefined;
     // Unknown, ended, another user's, or another endpoint's session: 404, so the client re-initializes.
     if (!session || session.slug !== slug) {
-      sendRpcError(res, 404, RpcCode.SessionNotFound, 'Session not found', bodyId);
+      refuse(req, res, 404, RpcCode.SessionNotFound, 'Session not found', bodyId);
       return undefined;
     }
     return session;
@@ -217,7 +223,8 @@ export function gatewayRoutes(options: {
       const body: unknown = req.body;
       const messages = Array.isArray(body) ? body : [body];
       if (!messages.length || !messages.every(isMessage)) {
-        return sendRpcError(
+        return refuse(
+          req,
           res,
           400,
           RpcCode.InvalidRequest,
@@ -242,7 +249,8 @@ export function gatewayRoutes(options: {
           return;
         }
         if (!isInitializeRequest(body)) {
-          return sendRpcError(
+          return refuse(
+            req,
             res,
             400,
             RpcCode.InvalidRequest,

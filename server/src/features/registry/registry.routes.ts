@@ -11,13 +11,13 @@ import { z } from 'zod';
 import { AppError, notFound } from '../../platform/http/errors.ts';
 import { parseOr400, validate } from '../../platform/http/validate.ts';
 import type { AccessService } from '../access/index.ts';
-import { isAdmin, principalOf, requireRole } from '../auth/index.ts';
+import { isAdmin, principalOf, requireRole, type Principal } from '../auth/index.ts';
 import {
   UpstreamOAuthError,
   type CredentialsService,
   type UpstreamOAuthService,
 } from '../credentials/index.ts';
-import { toServerView, type RegistryService } from './registry.service.ts';
+import { toServerView, type RegistryService, type ServerRecord } from './registry.service.ts';
 
 const slugParams = z.object({ slug: slugSchema });
 const threadQuery = z.object({ threadId: z.string().uuid().optional() }).strict();
@@ -45,20 +45,36 @@ export function registryRoutes(deps: {
     return server;
   };
 
+  /** The catalog entry as this caller may see it: tools they may not call are not listed. */
+  const viewFor = (p: Principal, s: ServerRecord) => {
+    const view = toServerView(s);
+    if (!view.capabilities || p.role === 'admin') return view;
+    return {
+      ...view,
+      capabilities: {
+        ...view.capabilities,
+        tools: view.capabilities.tools.filter((t) => access.canCallTool(p, s, t.name)),
+      },
+    };
+  };
+
   router.get('/api/servers', async (_req, res) => {
     const p = principalOf(res);
     const [all, health] = await Promise.all([registry.list(), statuses()]);
     res.json({
       servers: all
         .filter((s) => access.canViewServer(p, s))
-        .map((s) => ({ ...toServerView(s), ...(health ? { health: health.get(s.id) ?? 'unknown' } : {}) })),
+        .map((s) => ({ ...viewFor(p, s), ...(health ? { health: health.get(s.id) ?? 'unknown' } : {}) })),
     });
   });
 
   router.get('/api/servers/:slug', async (req, res) => {
     const { slug } = parseOr400(slugParams, req.params, 'params');
     const [server, health] = await Promise.all([visible(slug, res), statuses()]);
-    res.json({ ...toServerView(server), ...(health ? { health: health.get(server.id) ?? 'unknown' } : {}) });
+    res.json({
+      ...viewFor(principalOf(res), server),
+      ...(health ? { health: health.get(server.id) ?? 'unknown' } : {}),
+    });
   });
 
   router.post('/api/servers', adminOnly, validate({ body: createServerSchema }), async (req, res) => {
