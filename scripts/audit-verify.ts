@@ -89,7 +89,9 @@ async function main(): Promise<number> {
     const cause = (err as { cause?: Error }).cause?.message ?? '';
     const message = /does not exist/.test(cause)
       ? `the database has no audit chain yet (${cause}); start the server once so it migrates the database`
-      : [(err as Error).message.split('\n')[0], cause].filter(Boolean).join(': ');
+      : /in use by process/.test((err as Error).message)
+        ? `${(err as Error).message}. While the server runs, use POST /api/audit/verify (see --help)`
+        : [(err as Error).message.split('\n')[0], cause].filter(Boolean).join(': ');
     process.stderr.write(`audit:verify: ${message}\n`);
     return 2;
   }

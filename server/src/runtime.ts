@@ -28,6 +28,7 @@ import {
   defineCredentialsJobs,
   InProcessLock,
   keyRotationRoutes,
+  pendingAuthorizationsSealedStore,
   RedisLock,
   upstreamOAuthRoutes,
   UpstreamOAuthService,
@@ -181,7 +182,11 @@ export async function openVault(config: Config, logger: Logger): Promise<Vault> 
  * adds its store here, or the old key could never be dropped).
  */
 export function sealedStores(db: Database): SealedStore[] {
-  return [credentialsSealedStore(new CredentialsRepository(db)), settingsSealedStore(new AuthRepository(db))];
+  return [
+    credentialsSealedStore(new CredentialsRepository(db)),
+    pendingAuthorizationsSealedStore(new CredentialsRepository(db)),
+    settingsSealedStore(new AuthRepository(db)),
+  ];
 }
 
 /**

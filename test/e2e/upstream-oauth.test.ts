@@ -302,10 +302,21 @@ describe.skipIf(!(await hasChromium()))('upstream OAuth: the gateway as OAuth cl
     try {
       const consumed = upstream.events.refreshTokensConsumed;
       await untilExpired();
+      const since = new Date();
       expect(text(await client.callTool({ name: 'echo', arguments: { message: 'later' } }))).toBe(
         'Echo: later',
       );
       expect(upstream.events.refreshTokensConsumed).toBe(consumed + 1);
+      // Refreshed by the gateway before the request went out (under the lock), not after a 401.
+      await waitForAudit(
+        state.admin,
+        since,
+        (e) =>
+          e.action === 'credential.refresh' &&
+          e.status === 'ok' &&
+          (e.details as { trigger?: string } | null)?.trigger === 'on_demand',
+        'the on-demand refresh',
+      );
     } finally {
       await client.close();
     }
@@ -373,5 +384,43 @@ describe.skipIf(!(await hasChromium()))('upstream OAuth: the gateway as OAuth cl
     const trail = JSON.stringify(await auditSince(state.admin, new Date(0)));
     expect(trail).not.toContain(upstream.events.latestRefreshToken!.value);
     expect(trail).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
+  });
+  it("keeps an admin's static client secret sealed, and refuses OAuth settings that cannot work", async () => {
+    const secret = 'static-client-secret-0123456789';
+    const created = await state.admin.post('/api/servers', {
+      slug: 'static-client',
+      name: 'Static client',
+      transport: { type: 'streamable-http', url: upstream.url, headers: {} },
+      oauth: { clientId: 'gateway-at-crm', clientSecret: secret },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.oauth).toEqual({ scopes: [], clientId: 'gateway-at-crm', clientSecretSet: true });
+    const listed = JSON.stringify((await state.admin.get('/api/servers')).body);
+    expect(listed).toContain('gateway-at-crm');
+    expect(listed).not.toContain(secret);
+    expect(JSON.stringify(await dump('credentials'))).not.toContain(secret);
+
+    const stdio = await state.admin.post('/api/servers', {
+      slug: 'stdio-oauth',
+      name: 'x',
+      transport: { type: 'stdio', command: 'true' },
+      oauth: {},
+    });
+    expect(stdio.status).toBe(400);
+    expect(stdio.body.error.issues).toEqual([
+      { path: 'body.oauth', message: 'is for remote servers only (not stdio)' },
+    ]);
+    const orphan = await state.admin.patch('/api/servers/static-client', { oauth: { clientSecret: 'x' } });
+    expect(orphan.status).toBe(400);
+    expect(orphan.body.error.issues[0].path).toBe('body.oauth.clientSecret');
+    // Nothing to connect on a server without OAuth.
+    await state.admin.post('/api/servers', {
+      slug: 'plain',
+      name: 'Plain',
+      transport: { type: 'streamable-http', url: upstream.url, headers: {} },
+    });
+    const plain = await state.admin.post('/api/servers/plain/oauth/connect', {});
+    expect(plain.status).toBe(400);
+    expect(plain.body.error.message).toMatch(/does not use OAuth/);
   });
 });

@@ -7,9 +7,12 @@ import { sql } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   CredentialsRepository,
+  CredentialsRotation,
   CredentialsService,
   InProcessLock,
+  pendingAuthorizationsSealedStore,
   RedisLock,
+  UpstreamOAuthService,
   type RefreshLock,
 } from '../../server/src/features/credentials/index.ts';
 import { AuditService, AuditRepository } from '../../server/src/features/audit/index.ts';
@@ -31,7 +34,12 @@ describe.each(await engines())('upstream OAuth storage on %s', (engine) => {
     for (const c of cleanups.reverse()) await c();
   });
 
-  let opened: Promise<{ handle: DatabaseHandle; repo: CredentialsRepository; service: CredentialsService }>;
+  let opened: Promise<{
+    handle: DatabaseHandle;
+    repo: CredentialsRepository;
+    service: CredentialsService;
+    audit: AuditService;
+  }>;
   /** One database per engine (migrating one takes seconds); each test uses its own server id and users. */
   const open = () => (opened ??= openOnce());
 
@@ -39,6 +47,7 @@ describe.each(await engines())('upstream OAuth storage on %s', (engine) => {
     handle: DatabaseHandle;
     repo: CredentialsRepository;
     service: CredentialsService;
+    audit: AuditService;
   }> {
     const test = await createTestDatabase(engine);
     cleanups.push(() => test.drop());
@@ -53,7 +62,12 @@ describe.each(await engines())('upstream OAuth storage on %s', (engine) => {
     });
     cleanups.push(() => audit.stop(1_000));
     const repo = new CredentialsRepository(handle.db);
-    return { handle, repo, service: new CredentialsService(repo, new Vault([randomBytes(32)]), audit) };
+    return {
+      handle,
+      repo,
+      audit,
+      service: new CredentialsService(repo, new Vault([randomBytes(32)]), audit),
+    };
   }
 
   const count = async (handle: DatabaseHandle, serverId: string) =>
@@ -108,6 +122,8 @@ describe.each(await engines())('upstream OAuth storage on %s', (engine) => {
     expect(await repo.consumePending('old', alice!.id, now)).toBeUndefined();
     expect(await repo.deleteExpiredPending(now)).toBe(1);
     expect((await repo.findPending('fresh'))?.usedAt).toBeInstanceOf(Date);
+    // Its fake sealed value would not open: leave the shared database to the other tests.
+    await handle.db.execute(sql`delete from oauth_pending_authorizations where key_id = 'k'`);
   });
 
   it('changes a token record only while it holds what was read', async () => {
@@ -147,6 +163,47 @@ describe.each(await engines())('upstream OAuth storage on %s', (engine) => {
     expect(await repo.markNeedsConsent(first.id, 'v2')).toBe(true);
     expect((await repo.find(owner))?.status).toBe('needs_consent');
     expect(await repo.listOAuthExpiring(new Date(Date.now() + 7_200_000), 10)).toEqual([]);
+  });
+  it('re-wraps pending authorizations with every other sealed record after a key change', async () => {
+    const { handle, repo, audit } = await open();
+    const serverId = newServerId();
+    const [carol] = await handle.db.insert(users).values({ subject: 'test|c', displayName: 'C' }).returning();
+    const [a, b] = [randomBytes(32), randomBytes(32)];
+    const oauth = new UpstreamOAuthService({
+      repo,
+      vault: new Vault([a]),
+      audit,
+      logger,
+      lock: new InProcessLock(),
+      fetch,
+      serverById: async () => undefined,
+      publicUrl: 'https://gateway.test',
+      refreshMarginSeconds: 300,
+    });
+    await oauth.recordPending({
+      target: {
+        id: serverId,
+        slug: 'crm',
+        name: 'CRM',
+        threadIsolated: false,
+        oauth: { scopes: [] },
+        resolvedTransport: { type: 'streamable-http', url: 'https://crm.test/mcp', headers: {} },
+      },
+      owner: { scope: 'user', kind: 'oauth', serverId, userId: carol!.id, threadId: '' },
+      state: `rotate-${serverId}`,
+      codeVerifier: 'verifier',
+      authorizationUrl: new URL('https://as.test/authorize'),
+      via: 'api',
+    });
+    const rotation = new CredentialsRotation({
+      stores: [pendingAuthorizationsSealedStore(repo)],
+      vault: new Vault([b, a]),
+      audit,
+      logger,
+    });
+    // `failed` would count a record whose additional data the store got wrong: it could not be opened.
+    expect(await rotation.rewrapAll({ trigger: 'job' })).toMatchObject({ rewrapped: 1, failed: 0 });
+    expect(await rotation.pending()).toBe(0);
   });
 });
 

@@ -76,7 +76,14 @@ export async function startOAuthUpstream(options: { accessTokenTtlSeconds: numbe
     },
     issueRefreshToken: async () => true,
     rotateRefreshToken: true,
-    ttl: { AccessToken: options.accessTokenTtlSeconds, Interaction: 600, Session: 3600, Grant: 86_400, RefreshToken: 86_400, AuthorizationCode: 60 },
+    ttl: {
+      AccessToken: options.accessTokenTtlSeconds,
+      Interaction: 600,
+      Session: 3600,
+      Grant: 86_400,
+      RefreshToken: 86_400,
+      AuthorizationCode: 60,
+    },
   });
   const events: AsEvents = {
     refreshTokensConsumed: 0,

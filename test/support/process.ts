@@ -73,6 +73,6 @@ export function spawnEntry(entry: string, env: Record<string, string | undefined
 /** Starts the server entry and waits until it listens; returns its URL too. */
 export async function spawnServer(env: Record<string, string | undefined>) {
   const p = spawnEntry('server/src/main.ts', { PORT: '0', ...env });
-  const m = await p.waitFor(/"url":"(http:\/\/[^"]+)"[^\n]*gateway listening/);
+  const m = await p.waitFor(/"url":"(http:\/\/[^"]+)"[^\n]*gateway listening/, 90_000);
   return { ...p, url: m[1]! };
 }

@@ -63,6 +63,7 @@ function where(filter: AuditFilter): SQL[] {
   return w;
 }
 
+/** The only code touching the audit tables: the chained append, reads, retention, statistics, export positions. */
 export class AuditRepository {
   readonly #db: Database;
   constructor(db: Database) {

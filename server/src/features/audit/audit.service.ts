@@ -12,6 +12,7 @@ export interface AuditSink {
   record(event: AuditEventInput): void;
 }
 
+/** How the batching writer behaves (from the `AUDIT_*` configuration). */
 export interface AuditWriterOptions {
   logger: Logger;
   /** Events per database transaction. */
@@ -79,6 +80,8 @@ export class AuditService implements AuditSink {
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> | undefined;
   #failures = 0;
+  /** After a failed write, no scheduled attempt before this time (backoff). */
+  #notBefore = 0;
   #stopped = false;
   /** Bumped when stop() takes over events that may be in flight; a late success then leaves the buffer alone. */
   #epoch = 0;
@@ -152,6 +155,8 @@ export class AuditService implements AuditSink {
 
   #schedule(delay: number) {
     if (this.#stopped) return;
+    // While the database is failing, a full batch must not cut the backoff short.
+    delay = Math.max(delay, this.#notBefore - Date.now());
     if (this.#timer && delay > 0) return;
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
@@ -245,23 +250,32 @@ export class AuditService implements AuditSink {
         }
         if (epoch === this.#epoch) this.#buffer.splice(0, batch.length);
         this.#failures = 0;
+        this.#notBefore = 0;
       }
     } catch (err) {
       this.#failures++;
       const retryMs = Math.min(this.#maxRetryMs, 250 * 2 ** Math.min(this.#failures, 7));
+      this.#notBefore = Date.now() + retryMs;
       this.#logger.error(
         { err: (err as Error).message, ...this.pendingDetail, retryMs },
         'audit write failed; keeping events and retrying',
       );
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
       this.#schedule(retryMs);
     }
   }
 
   async #replay(file: SpoolFile): Promise<void> {
-    for await (const { records, lines } of this.#spool.read(file, this.#batchSize)) {
-      await this.#repo.appendChained(records, { dedupe: true });
-      file.doneLines += lines;
-      this.#spooled = Math.max(0, this.#spooled - lines);
+    try {
+      for await (const { records, lines } of this.#spool.read(file, this.#batchSize)) {
+        await this.#repo.appendChained(records, { dedupe: true });
+        file.doneLines += lines;
+        this.#spooled = Math.max(0, this.#spooled - lines);
+      }
+    } catch (err) {
+      // Another process sharing the directory replayed and removed it: nothing left to do.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     await this.#spool.remove(file);
     // A torn file holds fewer lines than its name says.

@@ -24,6 +24,7 @@ import type { Vault } from '../../platform/crypto/vault.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
 import type { AuditSink } from '../audit/index.ts';
 import type { RefreshLock } from './credentials.lock.ts';
+import type { SealedStore } from './credentials.rotation.ts';
 import type {
   CredentialOwner,
   CredentialRow,
@@ -31,6 +32,25 @@ import type {
   PendingAuthorizationRow,
 } from './credentials.repository.ts';
 import { aad } from './credentials.service.ts';
+
+/** The vault's additional data for a pending authorization's sealed PKCE verifier. */
+const pendingAad = (state: string) => `pending|${state}`;
+
+/**
+ * Pending authorizations as a sealed store for master-key rotation (their PKCE verifiers
+ * are sealed; they live 10 minutes, but an old key must not be dropped under them).
+ */
+export function pendingAuthorizationsSealedStore(repo: CredentialsRepository): SealedStore {
+  return {
+    name: 'oauth_pending_authorizations',
+    countByKey: (keyId) => repo.countPendingByKey(keyId),
+    async listNotUnderKey(keyId, afterId, limit) {
+      const rows = await repo.listPendingNotUnderKey(keyId, afterId, limit);
+      return rows.map((row) => ({ id: row.state, sealed: row, aad: pendingAad(row.state) }));
+    },
+    replaceWrappedKey: (id, expected, next) => repo.replacePendingWrappedKey(id, expected, next),
+  };
+}
 
 /** The part of a registered server upstream OAuth needs (the registry's ServerRecord has it). */
 export interface OAuthTarget {
@@ -314,7 +334,7 @@ export class UpstreamOAuthService {
         owner: userOwner(target.id, userId, pending.threadId),
         mode: 'callback',
         via: 'callback',
-        codeVerifier: this.#d.vault.open(pending, `pending|${pending.state}`),
+        codeVerifier: this.#d.vault.open(pending, pendingAad(pending.state)),
       });
       try {
         await auth(provider, {
@@ -649,7 +669,7 @@ export class UpstreamOAuthService {
       userId: input.owner.userId!,
       serverId: input.target.id,
       threadId: input.owner.threadId,
-      ...this.#d.vault.seal(input.codeVerifier, `pending|${input.state}`),
+      ...this.#d.vault.seal(input.codeVerifier, pendingAad(input.state)),
       authorizationUrl,
       expiresAt,
     });

@@ -68,16 +68,6 @@ export class CredentialsRepository {
     return row!;
   }
 
-  /** Inserts unless the owner already has a record; returns the stored record either way. */
-  async insertIfAbsent(owner: CredentialOwner, sealed: SealedRecord): Promise<CredentialRow> {
-    const [row] = await this.#db
-      .insert(credentials)
-      .values({ ...owner, ...sealed })
-      .onConflictDoNothing()
-      .returning();
-    return row ?? (await this.find(owner))!;
-  }
-
   /**
    * Replaces a record's sealed content only if it still holds the version that was read
    * (compare-and-set on the ciphertext, which every seal makes unique and a master-key
@@ -164,6 +154,56 @@ export class CredentialsRepository {
       )
       .returning();
     return row;
+  }
+
+  /** Pending authorizations sealed under master key `keyId`, and in all (for key rotation). */
+  async countPendingByKey(keyId: string): Promise<{ total: number; underKey: number }> {
+    const [row] = await this.#db
+      .select({
+        total: sql<number>`count(*)::int`,
+        underKey: sql<number>`(count(*) filter (where ${oauthPendingAuthorizations.keyId} = ${keyId}))::int`,
+      })
+      .from(oauthPendingAuthorizations);
+    return { total: Number(row?.total ?? 0), underKey: Number(row?.underKey ?? 0) };
+  }
+
+  /** Up to `limit` pending authorizations not under `keyId`, in state order after `afterState`. */
+  async listPendingNotUnderKey(
+    keyId: string,
+    afterState: string | undefined,
+    limit: number,
+  ): Promise<PendingAuthorizationRow[]> {
+    return this.#db
+      .select()
+      .from(oauthPendingAuthorizations)
+      .where(
+        and(
+          ne(oauthPendingAuthorizations.keyId, keyId),
+          afterState ? gt(oauthPendingAuthorizations.state, afterState) : undefined,
+        ),
+      )
+      .orderBy(asc(oauthPendingAuthorizations.state))
+      .limit(limit);
+  }
+
+  /** Compare-and-set of a pending authorization's wrapped data key (see replaceWrappedKey). */
+  async replacePendingWrappedKey(
+    state: string,
+    expected: { keyId: string; wrappedKey: string },
+    next: { keyId: string; wrappedKey: string },
+  ): Promise<boolean> {
+    const rows = await this.#db
+      .update(oauthPendingAuthorizations)
+      .set({ keyId: next.keyId, wrappedKey: next.wrappedKey })
+      .where(
+        and(
+          eq(oauthPendingAuthorizations.state, state),
+          eq(oauthPendingAuthorizations.keyId, expected.keyId),
+          eq(oauthPendingAuthorizations.wrappedKey, expected.wrappedKey),
+        ),
+      )
+      .returning({ state: oauthPendingAuthorizations.state });
+    return rows.length > 0;
   }
 
   /** Deletes pending authorizations that expired before `before` (used or not). */

@@ -14,6 +14,7 @@ export {
 export { keyRotationRoutes, upstreamOAuthRoutes } from './credentials.routes.ts';
 export { defineCredentialsJobs } from './credentials.jobs.ts';
 export {
+  pendingAuthorizationsSealedStore,
   UpstreamOAuthError,
   UpstreamOAuthService,
   VaultOAuthProvider,

@@ -37,6 +37,12 @@ export interface EnqueueOptions {
  */
 export class JobRegistry {
   readonly #jobs = new Map<JobName, JobDefinition>();
+  readonly #expected: readonly JobName[];
+
+  /** @param expected the jobs that must have a handler before a runner starts (default: all declared in shared). */
+  constructor(expected: readonly JobName[] = JOB_NAMES) {
+    this.#expected = expected;
+  }
 
   define<N extends JobName>(definition: JobDefinition<N>): this {
     if (this.#jobs.has(definition.name)) {
@@ -60,7 +66,7 @@ export class JobRegistry {
   }
 
   /** @throws when a declared job has no handler. */
-  assertComplete(names: readonly JobName[] = JOB_NAMES): void {
+  assertComplete(names: readonly JobName[] = this.#expected): void {
     const missing = names.filter((n) => !this.#jobs.has(n));
     if (missing.length) throw new Error(`jobs without a handler: ${missing.join(', ')}`);
   }
