@@ -337,6 +337,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const health = new HealthService({ probes, version: VERSION });
   let http: RunningHttpServer | undefined;
   let services: Services;
+  let servicesIfBuilt: Services | undefined;
   let generatedAdminKey: string | undefined;
   let publicUrl = '';
   let oauth: OAuthServer;
@@ -345,6 +346,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       metrics,
       onUpstreamStatus: (slug, status, latencyMs) => metrics.setUpstreamHealth(slug, status, latencyMs),
     });
+    servicesIfBuilt = services;
     const observed = services;
     metrics.observe({
       sessions: () => observed.gateway.sessionCount,
@@ -373,6 +375,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await core.runner.start();
     if (config.secrets.rewrapOnStart) await queueRewrapIfNeeded(core, services.rotation);
     // Listen first: the OAuth issuer is the public URL, which may be the listening one.
+    // eslint-disable-next-line prefer-const -- assigned once the app is built; the listener closes over it
     let inner: Express | undefined;
     const root = express();
     root.use((req, res, next) => (inner ? inner(req, res, next) : res.status(503).end()));
@@ -471,7 +474,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     });
   } catch (err) {
     await http?.close(100).catch(() => {});
-    await services!?.gateway.close().catch(() => {});
+    await servicesIfBuilt?.gateway.close().catch(() => {});
     await core.runner.stop(1_000).catch(() => {});
     await core.close();
     throw err;

@@ -3,7 +3,6 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import {
-  auth,
   discoverAuthorizationServerMetadata,
   refreshAuthorization,
   type OAuthClientProvider,

@@ -375,6 +375,7 @@ export class Gateway {
   ): Promise<StreamableHTTPServerTransport> {
     const clientInfo = (initialize.params as { clientInfo?: { name?: string; version?: string } } | undefined)
       ?.clientInfo;
+    // eslint-disable-next-line prefer-const -- assigned below; the transport's callback closes over it first
     let session: GatewaySession | undefined;
     let credentialScope = 'none';
     let secrets: string[] = [];
@@ -450,6 +451,7 @@ export class Gateway {
 
   /** Creates a session for the aggregate endpoint `/mcp`. */
   async createAggregateSession(context: SessionContext): Promise<StreamableHTTPServerTransport> {
+    // eslint-disable-next-line prefer-const -- assigned below; the transport's callback closes over it first
     let session: GatewaySession | undefined;
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
