@@ -199,6 +199,7 @@ export class AggregateSession {
         describeFailure: rpcErrorOf,
         closeDownstreamOnUpstreamClose: false,
         authorize: (request) => {
+          this.#gateway.noteRequest(request);
           if (request.method !== 'tools/call') return undefined;
           const name = String((request.params as Json | undefined)?.['name'] ?? '');
           return this.#gateway.deps.access.canCallTool(this.#context.principal, server, name)

@@ -174,6 +174,12 @@ export class Gateway {
     return this.#requestScope.run({ requestId }, fn);
   }
 
+  /** Remembers the HTTP request id of a relayed request, for logs about its outcome. */
+  noteRequest(request: JSONRPCRequest): void {
+    const requestId = this.#requestScope.getStore()?.requestId;
+    if (requestId && request.params) this.#requestIds.set(request.params, requestId);
+  }
+
   #requestIdOf(params: unknown): string | undefined {
     const noted = params && typeof params === 'object' ? this.#requestIds.get(params) : undefined;
     return noted ?? this.#requestScope.getStore()?.requestId;
@@ -484,8 +490,7 @@ export class Gateway {
 
   /** Policy on every request: tool-level access for tools/call. */
   #authorize(server: ServerRecord, principal: Principal, request: JSONRPCRequest) {
-    const requestId = this.#requestScope.getStore()?.requestId;
-    if (requestId && request.params) this.#requestIds.set(request.params, requestId);
+    this.noteRequest(request);
     if (request.method === 'tools/call') {
       const name = textOf((request.params as Record<string, unknown> | undefined)?.['name']) ?? '';
       if (!this.#deps.access.canCallTool(principal, server, name)) {
