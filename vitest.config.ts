@@ -11,6 +11,9 @@ export default defineConfig({
     hookTimeout: 60_000,
     teardownTimeout: 20_000,
     reporters: ['default'],
+    // UI and protocol assertions poll for what a user would eventually see; on a loaded
+    // 2-core CI machine one second is not enough.
+    expect: { poll: { timeout: 10_000, interval: 50 } },
     projects: [
       {
         extends: true,

@@ -87,35 +87,37 @@ describe.skipIf(!(await hasChromium()))('web UI: roles other than admin', () => 
   it('shows a user only their servers and their own access, no administration', async () => {
     const page = await signInAs('bob', '/servers');
     await page.locator('main h1').waitFor();
-    expect(await page.getByTestId('user-name').textContent()).toBe('Bob User');
-    expect(await page.getByTestId('user-role').textContent()).toBe('user');
+    await expect.poll(() => page.getByTestId('user-name').textContent()).toBe('Bob User');
+    await expect.poll(() => page.getByTestId('user-role').textContent()).toBe('user');
     expect(await navLinks(page)).toEqual(['Servers', 'My access']);
 
     await page.locator('article[data-server="alpha"]').waitFor();
     expect(await page.locator('article[data-server]').count()).toBe(1);
-    expect(await page.locator('main').textContent()).not.toContain('Beta');
+    await expect.poll(() => page.locator('main').textContent()).not.toContain('Beta');
     await screenshot(page, shots, 'user-servers');
 
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'My access' }).click();
     await page.getByRole('heading', { name: 'API keys', exact: true }).waitFor();
     expect(await page.getByLabel('All users').count()).toBe(0);
-    expect(await page.locator('main').textContent()).toContain('No API keys');
+    await expect.poll(() => page.locator('main').textContent()).toContain('No API keys');
 
     await page.goto(`${gateway.url}/admin/servers`);
-    expect(await page.getByRole('alert').textContent()).toBe('This page is for admins only.');
+    await expect.poll(() => page.getByRole('alert').textContent()).toBe('This page is for admins only.');
     await page.goto(`${gateway.url}/audit`);
-    expect(await page.getByRole('alert').textContent()).toBe('This page is for admins and auditors only.');
+    await expect
+      .poll(() => page.getByRole('alert').textContent())
+      .toBe('This page is for admins and auditors only.');
   });
 
   it('lets an auditor read the audit trail but not administer', async () => {
     const page = await signInAs('carol', '/audit');
-    expect(await page.getByTestId('user-role').textContent()).toBe('auditor');
+    await expect.poll(() => page.getByTestId('user-role').textContent()).toBe('auditor');
     expect(await navLinks(page)).toEqual(['Servers', 'My access', 'Audit']);
     await page.locator('table.audit-table tbody tr').first().waitFor();
-    expect(await page.locator('table.audit-table').textContent()).toContain('server.create');
+    await expect.poll(() => page.locator('table.audit-table').textContent()).toContain('server.create');
     await screenshot(page, shots, 'auditor-audit');
 
     await page.goto(`${gateway.url}/admin/access-rules`);
-    expect(await page.getByRole('alert').textContent()).toBe('This page is for admins only.');
+    await expect.poll(() => page.getByRole('alert').textContent()).toBe('This page is for admins only.');
   });
 });

@@ -43,11 +43,11 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
   it('sends a signed-out visitor to sign in, then back to the page they asked for', async () => {
     await signInLocally(page, url, ADMIN_TOKEN, '/admin/servers');
     await expect.poll(() => heading().textContent()).toBe('Admin · Servers');
-    expect(await page.getByTestId('user-name').textContent()).toBe('Administrator');
-    expect(await page.getByTestId('user-role').textContent()).toBe('admin');
+    await expect.poll(() => page.getByTestId('user-name').textContent()).toBe('Administrator');
+    await expect.poll(() => page.getByTestId('user-role').textContent()).toBe('admin');
     expect(await nav('Admin: Access rules').count()).toBe(1);
     expect(await nav('Audit').count()).toBe(1);
-    expect(await main().textContent()).toContain('No servers registered');
+    await expect.poll(() => main().textContent()).toContain('No servers registered');
   });
 
   it('registers a stdio server through the admin form, naming the fields it rejects', async () => {
@@ -60,13 +60,15 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     await page.getByRole('button', { name: 'Create server' }).click();
     await page.getByRole('alert').filter({ hasText: 'body.slug' }).waitFor();
     expect(await page.getByLabel('Slug').getAttribute('aria-invalid')).toBe('true');
-    expect(await page.locator('.field-error').first().textContent()).toMatch(/lowercase letters, digits/);
+    await expect
+      .poll(() => page.locator('.field-error').first().textContent())
+      .toMatch(/lowercase letters, digits/);
 
     // JSON fields are checked before anything is sent.
     await page.getByLabel('Arguments (JSON array)').fill('[not json');
     await page.getByRole('button', { name: 'Create server' }).click();
     await page.getByText(/body\.transport\.args/).waitFor();
-    expect(await main().textContent()).toContain('is not valid JSON');
+    await expect.poll(() => main().textContent()).toContain('is not valid JSON');
 
     await page.getByLabel('Slug').fill('everything');
     await page.getByLabel('Name').fill('Everything');
@@ -80,14 +82,14 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     await page.getByRole('button', { name: 'Create server' }).click();
 
     await page.waitForURL(`${url}/admin/servers?created=everything`, { timeout: 20_000 });
-    expect(await page.getByRole('status').filter({ hasText: 'was created' }).textContent()).toContain(
-      'Server “everything” was created.',
-    );
+    await expect
+      .poll(() => page.getByRole('status').filter({ hasText: 'was created' }).textContent())
+      .toContain('Server “everything” was created.');
     // Discovery runs as the admin, who has not stored the required API_TOKEN yet: the card says so.
-    expect(await card('everything').getByRole('note').textContent()).toMatch(
-      /^Discovery failed: .*API_TOKEN/,
-    );
-    expect(await card('everything').textContent()).toContain('Each user supplies: API_TOKEN');
+    await expect
+      .poll(() => card('everything').getByRole('note').textContent())
+      .toMatch(/^Discovery failed: .*API_TOKEN/);
+    await expect.poll(() => card('everything').textContent()).toContain('Each user supplies: API_TOKEN');
     await screenshot(page, shots, 'admin-servers-discovery-failed');
   });
 
@@ -96,13 +98,13 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     await expect.poll(() => heading().textContent()).toBe('Servers');
     const c = card('everything');
     const status = c.getByTestId('credential-status');
-    expect(await status.textContent()).toBe('No values stored.');
+    await expect.poll(() => status.textContent()).toBe('No values stored.');
     const field = c.getByLabel('API token');
     expect(await field.getAttribute('type')).toBe('password');
 
     await c.getByRole('button', { name: 'Save values' }).click();
     await c.getByRole('alert').waitFor();
-    expect(await c.getByRole('alert').textContent()).toContain('body.values.API_TOKEN');
+    await expect.poll(() => c.getByRole('alert').textContent()).toContain('body.values.API_TOKEN');
     expect(await field.getAttribute('aria-invalid')).toBe('true');
 
     await field.fill('s3cret-value-xyz');
@@ -140,11 +142,11 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
       await page.getByRole('textbox', { name: 'All your servers (aggregate endpoint)' }).inputValue(),
     ).toBe(`${url}/mcp`);
     const c = card('everything');
-    expect(await c.getByRole('heading', { level: 2 }).textContent()).toBe('Everything');
-    expect(await c.textContent()).toContain('The MCP reference test server.');
-    expect(await c.locator('.transport').textContent()).toMatch(
-      /^Transport: stdio · node .*server-everything\/dist\/index\.js stdio$/,
-    );
+    await expect.poll(() => c.getByRole('heading', { level: 2 }).textContent()).toBe('Everything');
+    await expect.poll(() => c.textContent()).toContain('The MCP reference test server.');
+    await expect
+      .poll(() => c.locator('.transport').textContent())
+      .toMatch(/^Transport: stdio · node .*server-everything\/dist\/index\.js stdio$/);
     expect(await c.getByRole('textbox', { name: 'Endpoint' }).inputValue()).toBe(`${url}/mcp/everything`);
     await c.getByRole('button', { name: 'Copy Endpoint' }).click();
     await c.getByText('Copied', { exact: true }).waitFor();
@@ -154,7 +156,7 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     expect(await tools.locator('li').first().isVisible()).toBe(false);
     await tools.locator('summary').click();
     await tools.getByText('echo', { exact: true }).waitFor();
-    expect(await tools.textContent()).toContain('get-sum');
+    await expect.poll(() => tools.textContent()).toContain('get-sum');
 
     await c.locator('summary', { hasText: 'Health' }).click();
     await c.getByText(/^(not checked yet|checked .*)$/).waitFor();
@@ -174,7 +176,7 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
   it('adds an access rule for a group with some tools, and deletes one', async () => {
     await nav('Admin: Access rules').click();
     await expect.poll(() => heading().textContent()).toBe('Admin · Access rules');
-    expect(await main().textContent()).toContain('No access rules');
+    await expect.poll(() => main().textContent()).toContain('No access rules');
 
     // A group rule without a group name: the API says which field is missing.
     await page.getByLabel('Server', { exact: true }).selectOption('everything');
@@ -188,13 +190,15 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     await page.getByRole('button', { name: 'Add rule' }).click();
     const row = page.getByRole('row').filter({ hasText: 'engineering' });
     await row.waitFor();
-    expect(await row.textContent()).toMatch(/group engineering.*Everything everything.*echo.*get-sum/);
+    await expect
+      .poll(() => row.textContent())
+      .toMatch(/group engineering.*Everything everything.*echo.*get-sum/);
 
     await page.getByLabel('Everyone').check();
     await page.getByRole('button', { name: 'Add rule' }).click();
     const everyone = page.getByRole('row').filter({ hasText: 'Everyone' });
     await everyone.waitFor();
-    expect(await everyone.textContent()).toContain('all tools');
+    await expect.poll(() => everyone.textContent()).toContain('all tools');
     await screenshot(page, shots, 'access-rules');
 
     await everyone.getByRole('button', { name: /^Delete the rule/ }).click();
@@ -207,7 +211,7 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
   it('creates an API key, shows it once with a copy button, and revokes it', async () => {
     await nav('My access').click();
     await expect.poll(() => heading().textContent()).toBe('My access');
-    expect(await main().textContent()).toContain('No connected clients');
+    await expect.poll(() => main().textContent()).toContain('No connected clients');
 
     await page.getByLabel('Name').fill('laptop');
     await page.getByLabel('Only these:').check();
@@ -218,7 +222,7 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
 
     const shown = page.getByRole('region', { name: 'Your new key “laptop”' });
     await shown.waitFor();
-    expect(await shown.textContent()).toContain('Copy it now: it is shown only this once.');
+    await expect.poll(() => shown.textContent()).toContain('Copy it now: it is shown only this once.');
     createdKey = await shown.getByRole('textbox', { name: 'API key' }).inputValue();
     expect(createdKey).toMatch(/^mgw_/);
     await shown.getByRole('button', { name: 'Copy API key' }).click();
@@ -234,12 +238,12 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     await shown.waitFor({ state: 'detached' });
     expect(await page.content()).not.toContain(createdKey);
     const row = page.locator('tr[data-key="laptop"]');
-    expect(await row.textContent()).toContain(`${createdKey.slice(0, 8)}`);
-    expect(await row.textContent()).toMatch(/everything.*active/);
+    await expect.poll(() => row.textContent()).toContain(`${createdKey.slice(0, 8)}`);
+    await expect.poll(() => row.textContent()).toMatch(/everything.*active/);
 
     await row.getByRole('button', { name: 'Revoke key laptop' }).click();
     const dialog = page.getByRole('dialog', { name: 'Revoke the key “laptop”?' });
-    expect(await dialog.textContent()).toContain('lose access immediately');
+    await expect.poll(() => dialog.textContent()).toContain('lose access immediately');
     await dialog.getByRole('button', { name: 'Revoke key' }).click();
     await expect.poll(() => row.textContent()).toContain('revoked');
     expect(await row.getByRole('button', { name: 'Revoke key laptop' }).count()).toBe(0);
@@ -250,7 +254,7 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     await page.waitForURL(`${url}/access?all=true`);
     await page.getByRole('heading', { name: 'API keys of all users' }).waitFor();
     await page.locator('th', { hasText: 'Owner' }).first().waitFor();
-    expect(await page.locator('tr[data-key="laptop"] td.mono').textContent()).toBe('you');
+    await expect.poll(() => page.locator('tr[data-key="laptop"] td.mono').textContent()).toBe('you');
   });
 
   it('lists audit events, filters them, pages with a cursor and opens one', async () => {
@@ -267,15 +271,15 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     await page.getByRole('button', { name: 'Apply filters' }).click();
     await page.waitForURL(/\/audit\?action=api_key.create$/);
     await expect.poll(actions).toEqual(['api_key.create']);
-    expect(await page.getByRole('status').filter({ hasText: 'shown' }).textContent()).toBe(
-      '1 event shown, no more.',
-    );
+    await expect
+      .poll(() => page.getByRole('status').filter({ hasText: 'shown' }).textContent())
+      .toBe('1 event shown, no more.');
     await screenshot(page, shots, 'audit');
 
     await page.getByRole('button', { name: /^Details of api_key.create/ }).click();
     const dialog = page.getByRole('dialog', { name: 'api_key.create · ok' });
-    expect(await dialog.getByTestId('event-details').textContent()).toContain('"name": "laptop"');
-    expect(await dialog.textContent()).not.toContain(createdKey);
+    await expect.poll(() => dialog.getByTestId('event-details').textContent()).toContain('"name": "laptop"');
+    await expect.poll(() => dialog.textContent()).not.toContain(createdKey);
     await screenshot(page, shots, 'audit-detail');
     await dialog.getByRole('button', { name: 'Close' }).click();
     await dialog.waitFor({ state: 'detached' });
@@ -302,7 +306,7 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
         return rows.count();
       })
       .toBe(50);
-    expect(await status.textContent()).toBe('50 events shown.');
+    await expect.poll(() => status.textContent()).toBe('50 events shown.');
     await page.getByRole('button', { name: 'Load more' }).click();
     await expect.poll(() => status.textContent()).toBe('56 events shown, no more.');
     expect(await rows.count()).toBe(56);
@@ -340,13 +344,15 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     await page.getByLabel('Description').fill('Edited in the browser.');
     await page.getByRole('button', { name: 'Save changes' }).click();
     await page.waitForURL(`${url}/admin/servers?saved=everything`);
-    expect(await page.getByRole('status').filter({ hasText: 'was saved' }).textContent()).toContain(
-      'Server “everything” was saved.',
-    );
+    await expect
+      .poll(() => page.getByRole('status').filter({ hasText: 'was saved' }).textContent())
+      .toContain('Server “everything” was saved.');
     await nav('Servers').click();
     await card('everything').getByText('Edited in the browser.').waitFor();
     // Still a working stdio server: the transport was not sent, so nothing was wiped.
-    expect(await card('everything').locator('.transport').textContent()).toContain('server-everything');
+    await expect
+      .poll(() => card('everything').locator('.transport').textContent())
+      .toContain('server-everything');
   });
 
   it('deletes a server after confirmation', async () => {
@@ -359,13 +365,13 @@ describe.skipIf(!(await hasChromium()))('web UI: an admin in Chromium', () => {
     await card('everything').getByRole('button', { name: 'Delete Everything' }).click();
     await dialog.getByRole('button', { name: 'Delete server' }).click();
     await card('everything').waitFor({ state: 'detached' });
-    expect(await main().textContent()).toContain('No servers registered');
+    await expect.poll(() => main().textContent()).toContain('No servers registered');
   });
 
   it('signs out, after which the app asks to sign in again', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL((u) => u.pathname === '/auth/login');
-    expect(await page.locator('h1').textContent()).toBe('Sign in');
+    await expect.poll(() => page.locator('h1').textContent()).toBe('Sign in');
     await page.goto(`${url}/access`);
     await page.waitForURL((u) => u.pathname === '/auth/login');
     expect(errors).toEqual([]);
