@@ -448,12 +448,7 @@ export class McpRelay {
         downstreamId === undefined ? undefined : this.upstreamIdByDownstreamId.get(downstreamId);
       if (upstreamId === undefined) {
         // Unknown or already-finished request: the spec says to ignore such cancellations.
-        this.opts.trace?.({
-          kind: 'drop',
-          direction: 'down->up',
-          message: notification,
-          reason: 'cancel for unknown request',
-        });
+        this.drop('down->up', notification, 'cancel for unknown request');
         return;
       }
       const cancelled = this.toUpstream.get(upstreamId);
@@ -478,12 +473,7 @@ export class McpRelay {
     const id = response.id;
     const pending = id === undefined || id === null ? undefined : this.toDownstream.get(id);
     if (!pending) {
-      this.opts.trace?.({
-        kind: 'drop',
-        direction: 'down->up',
-        message: response,
-        reason: 'response to unknown request',
-      });
+      this.drop('down->up', response, 'response to unknown request');
       return;
     }
     this.toDownstream.delete(id!);
@@ -521,12 +511,7 @@ export class McpRelay {
       upstreamId === undefined || upstreamId === null ? undefined : this.toUpstream.get(upstreamId);
     if (!pending) {
       // Late response after timeout/cancellation/upstream-close: the downstream already got its answer.
-      this.opts.trace?.({
-        kind: 'drop',
-        direction: 'up->down',
-        message: response,
-        reason: 'response to unknown/settled request',
-      });
+      this.drop('up->down', response, 'response to unknown/settled request');
       return;
     }
     this.settleUpstreamRequest(upstreamId!);
@@ -560,12 +545,7 @@ export class McpRelay {
     // an HTTP upstream's SSE resumption (Last-Event-ID) can re-deliver events, and with some event
     // stores even events of *other* streams. Relaying it would ask the user twice.
     if (this.seenUpstreamRequestIds.has(request.id)) {
-      this.opts.trace?.({
-        kind: 'drop',
-        direction: 'up->down',
-        message: request,
-        reason: 'duplicate request id (replay)',
-      });
+      this.drop('up->down', request, 'duplicate request id (replay)');
       return;
     }
     this.seenUpstreamRequestIds.add(request.id);
@@ -605,12 +585,7 @@ export class McpRelay {
       const pending = upstreamId === undefined ? undefined : this.toUpstream.get(upstreamId);
       if (!pending) {
         // Progress for a finished/cancelled/unknown request: the SDK client would raise an error.
-        this.opts.trace?.({
-          kind: 'drop',
-          direction: 'up->down',
-          message: notification,
-          reason: 'progress for unknown token',
-        });
+        this.drop('up->down', notification, 'progress for unknown token');
         return;
       }
       // Progress MUST increase; a non-increasing value is a replayed duplicate (see NOTES: SSE
@@ -618,12 +593,7 @@ export class McpRelay {
       const value = (notification.params as { progress?: unknown }).progress;
       if (typeof value === 'number') {
         if (pending.lastProgress !== undefined && value <= pending.lastProgress) {
-          this.opts.trace?.({
-            kind: 'drop',
-            direction: 'up->down',
-            message: notification,
-            reason: 'non-increasing progress (replay)',
-          });
+          this.drop('up->down', notification, 'non-increasing progress (replay)');
           return;
         }
         pending.lastProgress = value;
@@ -641,12 +611,7 @@ export class McpRelay {
         upstreamReqId === undefined ? undefined : this.downstreamIdByUpstreamId.get(upstreamReqId);
       const pending = downstreamId === undefined ? undefined : this.toDownstream.get(downstreamId);
       if (!pending) {
-        this.opts.trace?.({
-          kind: 'drop',
-          direction: 'up->down',
-          message: notification,
-          reason: 'cancel for unknown request',
-        });
+        this.drop('up->down', notification, 'cancel for unknown request');
         return;
       }
       this.toDownstream.delete(downstreamId!);
@@ -815,12 +780,7 @@ export class McpRelay {
       this.standaloneBuffer.push(message);
       if (this.standaloneBuffer.length > this.opts.standaloneBufferLimit) {
         const dropped = this.standaloneBuffer.shift()!;
-        this.opts.trace?.({
-          kind: 'drop',
-          direction: 'up->down',
-          message: dropped,
-          reason: 'standalone buffer full',
-        });
+        this.drop('up->down', dropped, 'standalone buffer full');
       }
       return;
     }
@@ -854,6 +814,11 @@ export class McpRelay {
       ...(response ? { response } : {}),
       ...(error ? { error } : {}),
     });
+  }
+
+  /** Records (for tracing) a message the relay deliberately does not forward, and why. */
+  private drop(direction: 'down->up' | 'up->down', message: JSONRPCMessage, reason: string): void {
+    this.opts.trace?.({ kind: 'drop', direction, message, reason });
   }
 
   private replyDownstreamError(id: RequestId, code: number, message: string, data?: unknown): void {
