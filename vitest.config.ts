@@ -10,7 +10,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     teardownTimeout: 20_000,
-    reporters: ['default'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
     // UI and protocol assertions poll for what a user would eventually see; on a loaded
     // 2-core CI machine one second is not enough.
     expect: { poll: { timeout: 10_000, interval: 50 } },
