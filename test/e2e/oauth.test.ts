@@ -21,6 +21,7 @@ import path from 'node:path';
 import { sharedSecret } from '../../server/src/features/auth/index.ts';
 import { startServer, type RunningServer } from '../../server/src/runtime.ts';
 import { launchBrowser } from '../support/browser.ts';
+import { freePort } from '../support/mcp.ts';
 import { testConfig, testLogger } from '../support/config.ts';
 import { IDP_ACCOUNTS, startIdentityProvider } from '../support/idp.ts';
 import { ADMIN_TOKEN, api, grant } from '../support/server.ts';
@@ -32,14 +33,6 @@ const everything = path.join(
   ),
   'dist/index.js',
 );
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** The redirect target of a native MCP client: a loopback server that receives the code. */
 async function callbackServer() {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AuditStatus } from '@gateway/shared';
+import type { AuditEventView, AuditStatus } from '@gateway/shared';
 import { redactForAudit } from './audit.redact.ts';
 
 /** What a feature reports; the service stamps id and time, redacts and caps `details`. */
@@ -35,31 +35,7 @@ export interface AuditEventInput {
  * without NUL, JSON-only `details`), so the hash computed before the insert is the hash
  * verification recomputes from the stored row.
  */
-export interface AuditRecord {
-  id: string;
-  at: Date;
-  category: string;
-  action: string;
-  status: AuditStatus;
-  userId: string | null;
-  serverSlug: string | null;
-  toolName: string | null;
-  resourceUri: string | null;
-  threadId: string | null;
-  sessionId: string | null;
-  apiKeyId: string | null;
-  oauthClientId: string | null;
-  clientName: string | null;
-  clientVersion: string | null;
-  ip: string | null;
-  direction: string | null;
-  error: string | null;
-  latencyMs: number | null;
-  requestBytes: number | null;
-  responseBytes: number | null;
-  credentialScope: string | null;
-  details: unknown;
-}
+export type AuditRecord = Omit<AuditEventView, 'seq' | 'at' | 'prevHash' | 'hash'> & { at: Date };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const INT4_MAX = 2_147_483_647;

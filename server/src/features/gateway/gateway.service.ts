@@ -306,7 +306,11 @@ export class Gateway {
       clientVersion: base.clientInfo?.version,
       ip: base.context.ip,
       direction: e.direction,
-      error: error === undefined ? undefined : scrub(error, base.secrets),
+      // A connect link's state is single-use and bound to the user, but still not for the record.
+      error:
+        error === undefined
+          ? undefined
+          : scrub(error.replace(/([?&]state=)[^\s&"]+/g, '$1[redacted]'), base.secrets),
       latencyMs: e.latencyMs,
       requestBytes: e.requestBytes,
       responseBytes: response ? Buffer.byteLength(JSON.stringify(response)) : null,
