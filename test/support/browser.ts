@@ -3,11 +3,18 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_PATH } from './services.ts';
 
 /**
- * Headless Debian Chromium. The flags keep it off the network: this machine has none, and
- * background requests would otherwise be refused noisily.
+ * How long one browser step (a click, a wait) may take: well inside the 30 s test timeout,
+ * so a step that never completes fails naming itself instead of timing the whole test out.
  */
-export function launchBrowser(): Promise<Browser> {
-  return chromium.launch({
+const STEP_TIMEOUT_MS = 15_000;
+
+/**
+ * Headless Debian Chromium. The flags keep it off the network: this machine has none, and
+ * background requests would otherwise be refused noisily. Every context it opens (also the
+ * one behind `browser.newPage()`) has the step timeout above.
+ */
+export async function launchBrowser(): Promise<Browser> {
+  const browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
     headless: true,
     args: [
@@ -20,6 +27,13 @@ export function launchBrowser(): Promise<Browser> {
       '--disable-sync',
     ],
   });
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (options) => {
+    const context = await newContext(options);
+    context.setDefaultTimeout(STEP_TIMEOUT_MS);
+    return context;
+  };
+  return browser;
 }
 
 /**

@@ -32,6 +32,11 @@ export class AccessService {
   readonly #audit: AuditSink | undefined;
   readonly #logger: Logger | undefined;
   #rules: CompiledRule[] = [];
+  // Reloads can overlap (the timer's and a change's): each is numbered when it starts, and
+  // one that finishes after a later one has applied its rows is dropped, so a rule that was
+  // just deleted is never brought back by an older read.
+  #reloadsStarted = 0;
+  #reloadApplied = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -50,7 +55,10 @@ export class AccessService {
 
   async reload(): Promise<void> {
     if (!this.#repo) return;
+    const seq = ++this.#reloadsStarted;
     const rows = await this.#repo.listWithSlugs();
+    if (seq < this.#reloadApplied) return;
+    this.#reloadApplied = seq;
     this.#rules = rows.map(({ rule, slug }) => ({
       id: rule.id,
       subjectType: rule.subjectType,

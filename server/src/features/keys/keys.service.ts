@@ -39,6 +39,7 @@ export class KeysService {
   readonly #repo: KeysRepository;
   readonly #users: UsersRepository;
   readonly #logger: Logger;
+  #generation = 0;
   readonly #cache = new Map<string, { at: number; row: Awaited<ReturnType<KeysRepository['findByHash']>> }>();
   readonly #touched = new Map<string, number>();
 
@@ -81,6 +82,7 @@ export class KeysService {
     if (row.revokedAt) throw new AppError('conflict', 'API key is already revoked');
     const revoked = (await this.#repo.revoke(id)) ?? row;
     this.#cache.delete(row.hash);
+    this.#generation++;
     return toView(revoked);
   }
 
@@ -93,8 +95,11 @@ export class KeysService {
     const now = Date.now();
     let cached = this.#cache.get(hash);
     if (!cached || now - cached.at > CACHE_TTL_MS) {
+      const generation = this.#generation;
       cached = { at: now, row: await this.#repo.findByHash(hash) };
-      this.#cache.set(hash, cached);
+      // A revocation that landed while this lookup ran may not be in the row it read: use
+      // the row for this request (it started first) but do not keep it.
+      if (generation === this.#generation) this.#cache.set(hash, cached);
       if (this.#cache.size > 10_000) this.#cache.delete(this.#cache.keys().next().value!);
     }
     const found = cached.row;

@@ -1,4 +1,5 @@
 import type { Capabilities, UpstreamHealthCheck, UpstreamHealthView, UpstreamStatus } from '@gateway/shared';
+import { Snapshot } from '../../platform/cache/snapshot.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
 import type { RegistryService, ServerRecord } from '../registry/index.ts';
 import type { HealthCheckInsert, HealthCheckRow, MonitoringRepository } from './monitoring.repository.ts';
@@ -98,9 +99,7 @@ export class UpstreamHealthService {
   readonly #logger: Logger;
   readonly #settings: HealthCheckSettings;
   readonly #onStatus: HealthStatusListener | undefined;
-  readonly #cacheMs: number;
-  #cache: { at: number; latest: Map<string, Latest> } | undefined;
-  #loading: Promise<Map<string, Latest>> | undefined;
+  readonly #latestChecks: Snapshot<Map<string, Latest>>;
 
   constructor(deps: {
     repo: MonitoringRepository;
@@ -117,7 +116,9 @@ export class UpstreamHealthService {
     this.#onStatus = deps.onStatus;
     // Short enough that a check made by the workers process shows within a fraction of an
     // interval; long enough that a burst of aggregate sessions costs one query.
-    this.#cacheMs = Math.min(5_000, Math.floor(deps.settings.intervalMs / 2));
+    this.#latestChecks = new Snapshot(() => this.#loadLatest(), {
+      ttlMs: Math.min(5_000, Math.floor(deps.settings.intervalMs / 2)),
+    });
   }
 
   /**
@@ -150,7 +151,7 @@ export class UpstreamHealthService {
     };
     await Promise.all(Array.from({ length: Math.min(PARALLEL_CHECKS, servers.length) }, worker));
     await this.#repo.prune(this.#settings.historySize);
-    this.#cache = undefined;
+    this.#latestChecks.invalidate();
     return { checked, byStatus };
   }
 
@@ -168,7 +169,7 @@ export class UpstreamHealthService {
       this.#logger.warn({ server: server.slug, err: safeError(err) }, 'could not record a health check');
       return false;
     }
-    this.#cache = undefined;
+    this.#latestChecks.invalidate();
     this.#logTransition(server.slug, from, row);
     try {
       this.#onStatus?.(server.slug, row.status, row.latencyMs ?? null);
@@ -242,17 +243,8 @@ export class UpstreamHealthService {
     return new Map(rows.map((r) => [r.serverId, toLatest(r)]));
   }
 
-  async #latest(): Promise<Map<string, Latest>> {
-    if (this.#cache && Date.now() - this.#cache.at < this.#cacheMs) return this.#cache.latest;
-    this.#loading ??= this.#loadLatest()
-      .then((latest) => {
-        this.#cache = { at: Date.now(), latest };
-        return latest;
-      })
-      .finally(() => {
-        this.#loading = undefined;
-      });
-    return this.#loading;
+  #latest(): Promise<Map<string, Latest>> {
+    return this.#latestChecks.get();
   }
 
   /**

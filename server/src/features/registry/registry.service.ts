@@ -7,6 +7,7 @@ import {
   type TransportConfig,
   type UpdateServer,
 } from '@gateway/shared';
+import { Snapshot } from '../../platform/cache/snapshot.ts';
 import { AppError, conflict, notFound } from '../../platform/http/errors.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
 import type { AuditSink } from '../audit/index.ts';
@@ -92,9 +93,10 @@ export class RegistryService {
   readonly #logger: Logger;
   readonly #guardUrl: UrlGuard;
   #discoverer: Discoverer | undefined;
-  #cache: Map<string, ServerRecord> | undefined;
-  #cachedAt = 0;
-  #loading: Promise<Map<string, ServerRecord>> | undefined;
+  // Changes made through this process invalidate at once; changes made by another replica
+  // (or capabilities refreshed by the workers process) show up within CACHE_TTL_MS. Past
+  // it, the old copy answers while the reload runs, so lookups never wait on the database.
+  readonly #snapshot: Snapshot<Map<string, ServerRecord>>;
 
   constructor(deps: {
     repo: RegistryRepository;
@@ -108,6 +110,10 @@ export class RegistryService {
     this.#audit = deps.audit;
     this.#logger = deps.logger.child({ feature: 'registry' });
     this.#guardUrl = deps.guardUrl;
+    this.#snapshot = new Snapshot(() => this.#loadAll(), {
+      ttlMs: CACHE_TTL_MS,
+      onBackgroundError: (err) => this.#logger.warn({ err }, 'could not reload the registry'),
+    });
   }
 
   /** Set once at start-up (the gateway depends on the registry, so it is wired afterwards). */
@@ -116,26 +122,14 @@ export class RegistryService {
   }
 
   async #all(): Promise<Map<string, ServerRecord>> {
-    // Changes made through this process invalidate at once; changes made by another replica
-    // (or capabilities refreshed by the workers process) show up within CACHE_TTL_MS.
-    const fresh = this.#cache && Date.now() - this.#cachedAt < CACHE_TTL_MS;
-    if (fresh) return this.#cache!;
-    this.#loading ??= (async () => {
-      const rows = await this.#repo.list();
-      const map = new Map<string, ServerRecord>();
-      for (const row of rows) map.set(row.slug, await this.#resolve(row));
-      this.#cache = map;
-      this.#cachedAt = Date.now();
-      return map;
-    })().finally(() => {
-      this.#loading = undefined;
-    });
-    // A stale copy answers while the reload runs, so lookups never wait on the database twice.
-    if (this.#cache) {
-      this.#loading.catch((err: unknown) => this.#logger.warn({ err }, 'could not reload the registry'));
-      return this.#cache;
-    }
-    return this.#loading;
+    return this.#snapshot.get();
+  }
+
+  async #loadAll(): Promise<Map<string, ServerRecord>> {
+    const rows = await this.#repo.list();
+    const map = new Map<string, ServerRecord>();
+    for (const row of rows) map.set(row.slug, await this.#resolve(row));
+    return map;
   }
 
   async #resolve(row: ServerRow): Promise<ServerRecord> {
@@ -149,7 +143,7 @@ export class RegistryService {
   }
 
   invalidate(): void {
-    this.#cache = undefined;
+    this.#snapshot.invalidate();
   }
 
   async get(slug: string): Promise<ServerRecord | undefined> {
