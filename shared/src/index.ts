@@ -2,6 +2,7 @@
 // an architecture test enforces it.
 export * from './access.ts';
 export * from './audit.ts';
+export * from './chat.ts';
 export * from './credentials.ts';
 export * from './errors.ts';
 export * from './health.ts';
