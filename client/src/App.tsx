@@ -6,7 +6,9 @@ import { canReadAudit, isAdmin, MeContext, useMe } from './lib/me.ts';
 import { Link, match, usePath } from './lib/router.tsx';
 import { AccessRulesPage } from './pages/AccessRules.tsx';
 import { AdminServersPage } from './pages/AdminServers.tsx';
+import { AdminThreadsPage } from './pages/AdminThreads.tsx';
 import { AuditPage } from './pages/Audit.tsx';
+import { ChatPage } from './pages/Chat.tsx';
 import { MyAccessPage } from './pages/MyAccess.tsx';
 import { ServerFormPage } from './pages/ServerForm.tsx';
 import { ServersPage } from './pages/Servers.tsx';
@@ -55,6 +57,7 @@ function navFor(me: MeView): { title?: string; items: NavItem[] }[] {
   const groups: { title?: string; items: NavItem[] }[] = [
     {
       items: [
+        { to: '/chat', label: 'Chat', prefix: true },
         { to: '/servers', label: 'Servers' },
         { to: '/access', label: 'My access' },
       ],
@@ -66,11 +69,20 @@ function navFor(me: MeView): { title?: string; items: NavItem[] }[] {
       items: [
         { to: '/admin/servers', label: 'Servers', prefix: true },
         { to: '/admin/access-rules', label: 'Access rules' },
+        { to: '/admin/threads', label: 'Threads' },
+      ],
+    });
+    groups.push({ items: [{ to: '/audit', label: 'Audit' }] });
+  } else if (canReadAudit(me)) {
+    // Auditors read every thread and the audit trail, and change nothing.
+    groups.push({
+      title: 'Review',
+      items: [
+        { to: '/admin/threads', label: 'Threads' },
+        { to: '/audit', label: 'Audit' },
       ],
     });
   }
-  if (canReadAudit(me))
-    groups.push({ title: isAdmin(me) ? undefined : 'Review', items: [{ to: '/audit', label: 'Audit' }] });
   return groups;
 }
 
@@ -160,7 +172,14 @@ function Shell() {
 function Page({ path, me }: { path: string; me: MeView }): ReactNode {
   if (path === '/' || path === '/servers') return <ServersPage />;
   if (path === '/access') return <MyAccessPage />;
+  if (path === '/chat') return <ChatPage />;
+  const thread = match('/chat/:threadId', path);
+  if (thread) return <ChatPage threadId={thread['threadId']} />;
   if (path === '/audit') return canReadAudit(me) ? <AuditPage /> : <Forbidden who="admins and auditors" />;
+  // Auditors read every thread too: this admin page is not for admins only.
+  if (path === '/admin/threads') {
+    return canReadAudit(me) ? <AdminThreadsPage /> : <Forbidden who="admins and auditors" />;
+  }
   if (path.startsWith('/admin/') && !isAdmin(me)) return <Forbidden who="admins" />;
   if (path === '/admin/servers') return <AdminServersPage />;
   if (path === '/admin/servers/new') return <ServerFormPage />;

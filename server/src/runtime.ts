@@ -33,6 +33,7 @@ import {
   upstreamOAuthRoutes,
   UpstreamOAuthService,
 } from './features/credentials/index.ts';
+import { attachChatSocket, ChatRepository, chatRoutes, ChatService } from './features/chat/index.ts';
 import { Gateway, gatewayRoutes } from './features/gateway/index.ts';
 import { healthRoutes, HealthService } from './features/health/index.ts';
 import { KeysRepository, keysRoutes, KeysService } from './features/keys/index.ts';
@@ -156,6 +157,8 @@ export interface Services {
   readonly authRepo: AuthRepository;
   /** Users' connections to upstream servers that require OAuth (tokens, refresh job). */
   readonly upstreamOAuth: UpstreamOAuthService;
+  /** Chat threads and the agent (its turns run in the server process). */
+  readonly chat: ChatService;
 }
 
 /** Hooks into the services for cross-cutting pieces built elsewhere (metrics). */
@@ -231,6 +234,7 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
   });
   const publicOrigins = config.http.publicUrl ? [new URL(config.http.publicUrl).origin] : [];
   // Upstreams and the authorization servers they name are reached through the same SSRF guard.
+  const lock = core.redis && config.redis ? new RedisLock(core.redis, config.redis.prefix) : new InProcessLock();
   const upstreamFetch = createGuardedFetch(policy, { timeoutMs: config.gateway.connectTimeoutMs });
   const upstreamOAuth = new UpstreamOAuthService({
     repo: credentialsRepository,
@@ -238,7 +242,7 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     audit,
     logger,
     // One refresh per token across every process (server replicas and workers) with Redis.
-    lock: core.redis && config.redis ? new RedisLock(core.redis, config.redis.prefix) : new InProcessLock(),
+    lock,
     fetch: upstreamFetch,
     serverById: async (id) => (await registry.list()).find((s) => s.id === id),
     publicUrl: config.http.publicUrl,
@@ -274,7 +278,18 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     beforeRefresh: () => registry.invalidate(),
   });
   const authRepo = new AuthRepository(db);
+  const chat = new ChatService({
+    repo: new ChatRepository(db),
+    gateway,
+    registry,
+    credentials,
+    audit,
+    logger,
+    lock,
+    settings: config.chat,
+  });
   return {
+    chat,
     audit,
     vault,
     credentials,
@@ -341,6 +356,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   let generatedAdminKey: string | undefined;
   let publicUrl = '';
   let oauth: OAuthServer;
+  let chatSocket: { close(): Promise<void> } | undefined;
   try {
     services = await buildServices(core, {
       metrics,
@@ -447,9 +463,20 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     api.use(accessRoutes(s));
     api.use(usersRoutes(s));
     api.use(auditRoutes(s.audit));
+    api.use(chatRoutes(s));
     const webRoutes = Router();
     webRoutes.use('/auth', web.session);
     webRoutes.use(web.routes());
+    chatSocket = attachChatSocket({
+      server: http.server,
+      chat: s.chat,
+      session: web.session,
+      principalFromSession: (req) => web.principalFromSession(req),
+      authenticators: bearer,
+      origins: () => [new URL(publicUrl).origin, ...s.gateway.deps.publicOrigins],
+      redis: core.redis,
+      logger,
+    });
     inner = createApp({
       logger,
       bodyLimit: config.http.bodyLimit,
@@ -473,6 +500,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       ],
     });
   } catch (err) {
+    await chatSocket?.close().catch(() => {});
     await http?.close(100).catch(() => {});
     await servicesIfBuilt?.gateway.close().catch(() => {});
     await core.runner.stop(1_000).catch(() => {});
@@ -494,7 +522,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         const budget = config.shutdownTimeoutMs;
         const started = Date.now();
         health.markShuttingDown();
-        // Sessions first: their open SSE streams would otherwise hold the listener open.
+        // Chat turns store what they have; sockets and gateway sessions would otherwise hold
+        // the listener open (open SSE streams and websockets).
+        await services.chat.stop(Math.max(100, budget * 0.2));
+        await chatSocket?.close();
         await services.gateway.close();
         await listening.close(Math.max(100, budget * 0.6));
         await core.runner.stop(Math.max(100, budget - (Date.now() - started) - 1_000));

@@ -44,6 +44,8 @@ const auditFilterShape = {
   server: z.string().max(64).optional(),
   action: z.string().max(128).optional(),
   tool: z.string().max(256).optional(),
+  /** Events of one chat thread (the agent's tool calls, the thread's credential use). */
+  threadId: z.string().uuid().optional(),
   status: z.enum(AUDIT_STATUSES).optional(),
   category: z.string().max(32).optional(),
   from: z.iso.datetime({ offset: true }).optional(),

@@ -52,8 +52,17 @@ describe('credential scopes and isolation', () => {
     }
     const a = await createUserKey(ctx.server, 'alice-t');
     const principal: Principal = { userId: a.user.id, displayName: 'alice-t', role: 'user', via: 'api_key' };
-    const t1 = randomUUID();
-    const t2 = randomUUID();
+    const t1 = (await a.client.post('/api/threads', { title: 'T1' })).body.id as string;
+    const t2 = (await a.client.post('/api/threads', { title: 'T2' })).body.id as string;
+    // A thread-scoped credential is only for a thread of the caller's own.
+    expect(
+      (
+        await a.client.put('/api/servers/shared-creds/credentials', {
+          values: { USER_TOKEN: 'x' },
+          threadId: randomUUID(),
+        })
+      ).status,
+    ).toBe(404);
     for (const slug of ['shared-creds', 'isolated-creds']) {
       expect(
         (
@@ -91,6 +100,12 @@ describe('credential scopes and isolation', () => {
         .map((c) => c.threadId)
         .sort(),
     ).toEqual([t1, null].sort());
+
+    // Deleting T1 deletes its credentials with it; the user's own stay.
+    expect((await a.client.delete(`/api/threads/${t1}`)).status).toBe(204);
+    const after = (await a.client.get('/api/credentials')).body.credentials as { threadId: string | null }[];
+    expect(after.map((c) => c.threadId)).toEqual([null, null]);
+    expect(await tokenSeenUpstream(ctx, 'shared-creds', principal, t1)).toBe('alice-user-wide');
   });
 
   it('user B can neither use, read, list nor overwrite user A’s credentials', async () => {
@@ -99,6 +114,18 @@ describe('credential scopes and isolation', () => {
     await a.client.put('/api/servers/shared-creds/credentials', {
       values: { USER_TOKEN: 'alice-only-secret' },
     });
+    // A's thread is not B's to store credentials for, nor to read or delete.
+    const thread = (await a.client.post('/api/threads', {})).body.id as string;
+    expect(
+      (
+        await b.client.put('/api/servers/shared-creds/credentials', {
+          values: { USER_TOKEN: 'bob-in-alice-thread' },
+          threadId: thread,
+        })
+      ).status,
+    ).toBe(404);
+    expect((await b.client.get(`/api/threads/${thread}`)).status).toBe(404);
+    expect((await b.client.delete(`/api/threads/${thread}`)).status).toBe(404);
     // B's listing is empty; B's write creates B's own record and leaves A's alone.
     expect((await b.client.get('/api/credentials')).body.credentials).toEqual([]);
     expect(

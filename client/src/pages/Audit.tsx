@@ -15,7 +15,17 @@ import { useAction, useApi, useTitle } from '../lib/hooks.ts';
 import { useMe } from '../lib/me.ts';
 import { navigate, useSearch } from '../lib/router.tsx';
 
-const FILTERS = ['userId', 'server', 'action', 'tool', 'status', 'category', 'from', 'to'] as const;
+const FILTERS = [
+  'userId',
+  'server',
+  'action',
+  'tool',
+  'threadId',
+  'status',
+  'category',
+  'from',
+  'to',
+] as const;
 type Filters = Record<(typeof FILTERS)[number], string>;
 
 const STATUS_TONE: Record<AuditStatus, 'ok' | 'bad' | 'warn'> = { ok: 'ok', error: 'bad', denied: 'warn' };
@@ -87,7 +97,9 @@ function FilterForm({ initial, servers }: { initial: Filters; servers: ServerVie
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const iso = (v: string) => (v ? new Date(v).toISOString() : '');
-    navigate(`/audit${query({ ...f, userId: f.userId.trim(), from: iso(f.from), to: iso(f.to) })}`);
+    navigate(
+      `/audit${query({ ...f, userId: f.userId.trim(), threadId: f.threadId.trim(), from: iso(f.from), to: iso(f.to) })}`,
+    );
   };
   const active = FILTERS.some((k) => initial[k]);
   return (
@@ -109,6 +121,7 @@ function FilterForm({ initial, servers }: { initial: Filters; servers: ServerVie
           ))}
         </datalist>
         <TextField label="Tool" value={f.tool} onValue={set('tool')} />
+        <TextField label="Thread" value={f.threadId} onValue={set('threadId')} className="mono" />
         <div className="field">
           <label htmlFor="audit-status">Status</label>
           <select id="audit-status" value={f.status} onChange={(e) => set('status')(e.target.value)}>

@@ -4,7 +4,7 @@ import { redactForAudit } from './audit.redact.ts';
 
 /** What a feature reports; the service stamps id and time, redacts and caps `details`. */
 export interface AuditEventInput {
-  category: 'mcp' | 'auth' | 'admin' | 'credential';
+  category: 'mcp' | 'auth' | 'admin' | 'credential' | 'chat';
   action: string;
   status: AuditStatus;
   userId?: string | null | undefined;

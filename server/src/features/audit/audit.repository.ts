@@ -13,6 +13,7 @@ export interface AuditFilter {
   serverSlug?: string | undefined;
   action?: string | undefined;
   toolName?: string | undefined;
+  threadId?: string | undefined;
   status?: 'ok' | 'error' | 'denied' | undefined;
   category?: string | undefined;
   from?: Date | undefined;
@@ -56,6 +57,7 @@ function where(filter: AuditFilter): SQL[] {
   if (filter.serverSlug) w.push(eq(auditEvents.serverSlug, filter.serverSlug));
   if (filter.action) w.push(eq(auditEvents.action, filter.action));
   if (filter.toolName) w.push(eq(auditEvents.toolName, filter.toolName));
+  if (filter.threadId) w.push(eq(auditEvents.threadId, filter.threadId));
   if (filter.status) w.push(eq(auditEvents.status, filter.status));
   if (filter.category) w.push(eq(auditEvents.category, filter.category));
   if (filter.from) w.push(gte(auditEvents.at, filter.from));

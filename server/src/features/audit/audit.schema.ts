@@ -54,6 +54,8 @@ export const auditEvents = pgTable(
     index('audit_events_at_idx').on(t.at),
     index('audit_events_user_idx').on(t.userId, t.seq),
     index('audit_events_server_idx').on(t.serverSlug, t.seq),
+    // Admins review a chat thread's tool calls.
+    index('audit_events_thread_idx').on(t.threadId, t.seq),
     // Replaying a spool file or retrying an ambiguous commit skips events already written.
     uniqueIndex('audit_events_id_key').on(t.id),
   ],

@@ -330,6 +330,7 @@ export class AuditService implements AuditSink {
         serverSlug: query.server,
         action: query.action,
         toolName: query.tool,
+        threadId: query.threadId,
         status: query.status,
         category: query.category,
         from: query.from ? new Date(query.from) : undefined,

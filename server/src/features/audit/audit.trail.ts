@@ -339,6 +339,7 @@ function filterOf(q: AuditExportQuery): AuditFilter {
     serverSlug: q.server,
     action: q.action,
     toolName: q.tool,
+    threadId: q.threadId,
     status: q.status,
     category: q.category,
     from: q.from ? new Date(q.from) : undefined,

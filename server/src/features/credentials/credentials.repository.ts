@@ -230,6 +230,23 @@ export class CredentialsRepository {
       .where(eq(oauthPendingAuthorizations.serverId, serverId));
   }
 
+  /** Deletes every credential (values and OAuth tokens) and pending authorization of one thread. */
+  async deleteForThread(userId: string, threadId: string): Promise<number> {
+    const rows = await this.#db
+      .delete(credentials)
+      .where(and(eq(credentials.userId, userId), eq(credentials.threadId, threadId)))
+      .returning({ id: credentials.id });
+    await this.#db
+      .delete(oauthPendingAuthorizations)
+      .where(
+        and(
+          eq(oauthPendingAuthorizations.userId, userId),
+          eq(oauthPendingAuthorizations.threadId, threadId),
+        ),
+      );
+    return rows.length;
+  }
+
   /** A user's credentials with their server slugs (names only are used by callers). */
   async listForUser(userId: string) {
     return this.#db

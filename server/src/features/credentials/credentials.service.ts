@@ -216,4 +216,18 @@ export class CredentialsService {
   async deleteForServer(serverId: string): Promise<void> {
     await this.#repo.deleteForServer(serverId);
   }
+
+  /** Deletes a chat thread's own credentials (when the thread is deleted). */
+  async deleteForThread(userId: string, threadId: string): Promise<void> {
+    const removed = await this.#repo.deleteForThread(userId, threadId);
+    if (removed === 0) return;
+    this.#audit.record({
+      category: 'credential',
+      action: 'credential.delete',
+      status: 'ok',
+      userId,
+      threadId,
+      details: { reason: 'thread deleted', count: removed },
+    });
+  }
 }

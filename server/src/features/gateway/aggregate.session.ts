@@ -11,7 +11,6 @@ import {
   type JSONRPCRequest,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { ServerRecord } from '../registry/index.ts';
 import { mapUri, prefixName, splitName, unmapUri } from './aggregate.names.ts';
 import { rpcErrorOf, RpcCode, type RpcError } from './gateway.errors.ts';
@@ -77,7 +76,8 @@ const LIST_METHODS: Record<string, { key: string; kind: 'name' | 'uri' | 'templa
  */
 export class AggregateSession {
   readonly #gateway: Gateway;
-  readonly #downstream: StreamableHTTPServerTransport;
+  /** The client's side: a Streamable HTTP session, or an in-process link (the chat agent). */
+  readonly #downstream: Transport;
   readonly #context: SessionContext;
   readonly #onShutdown: () => void;
   readonly #members = new Map<string, Member>();
@@ -97,7 +97,7 @@ export class AggregateSession {
 
   constructor(options: {
     gateway: Gateway;
-    downstream: StreamableHTTPServerTransport;
+    downstream: Transport;
     context: SessionContext;
     onShutdown: () => void;
   }) {

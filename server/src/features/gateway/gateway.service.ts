@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { JSONRPCNotification, JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Capabilities } from '@gateway/shared';
@@ -490,6 +491,29 @@ export class Gateway {
     };
     await aggregate.start();
     return transport;
+  }
+
+  /**
+   * An MCP client inside this process on an aggregate session of its own, for the chat
+   * agent: the same routing, access rules, credential scope (the thread's) and audit as an
+   * external client on `/mcp`, without HTTP in between. Close the client to end the session.
+   */
+  async connectInProcess(context: SessionContext, clientInfo: { name: string; version: string }): Promise<Client> {
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    // Audit events and upstream sessions are keyed by the downstream session id.
+    serverSide.sessionId = randomUUID();
+    const aggregate = new AggregateSession({ gateway: this, downstream: serverSide, context, onShutdown: () => {} });
+    await aggregate.start();
+    // The link is always open: notifications need no GET stream to wait for.
+    aggregate.standaloneStreamOpened();
+    const client = new Client(clientInfo, { capabilities: {} });
+    try {
+      await client.connect(clientSide);
+    } catch (err) {
+      await aggregate.close();
+      throw err;
+    }
+    return client;
   }
 
   /** Policy on every request: tool-level access for tools/call. */

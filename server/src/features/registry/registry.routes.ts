@@ -31,6 +31,8 @@ export function registryRoutes(deps: {
   upstreamOAuth?: UpstreamOAuthService | undefined;
   /** Latest health-check status per server id, shown as `health` in the catalog. */
   upstreamHealth?: { statusesById(): Promise<ReadonlyMap<string, UpstreamStatus>> } | undefined;
+  /** Chat threads: a thread-scoped credential is only for a thread of the caller's own. */
+  chat?: { requireOwnThread(principal: Principal, threadId: string): Promise<void> } | undefined;
 }): Router {
   const { registry, access, credentials } = deps;
   /** `health` is best effort: a catalog without it beats no catalog. */
@@ -43,6 +45,11 @@ export function registryRoutes(deps: {
     const server = await registry.get(slug);
     if (!server || !access.canViewServer(principalOf(res), server)) throw notFound(`server ${slug}`);
     return server;
+  };
+
+  /** 404 unless the thread (when one is named) is the caller's. */
+  const ownThread = async (res: { locals: Record<string, unknown> }, threadId: string | undefined) => {
+    if (threadId && deps.chat) await deps.chat.requireOwnThread(principalOf(res), threadId);
   };
 
   /** The catalog entry as this caller may see it: tools they may not call are not listed. */
@@ -100,6 +107,7 @@ export function registryRoutes(deps: {
   router.put('/api/servers/:slug/credentials', validate({ body: putCredentialsSchema }), async (req, res) => {
     const { slug } = parseOr400(slugParams, req.params, 'params');
     const server = await visible(slug, res);
+    await ownThread(res, (req.body as { threadId?: string }).threadId);
     res.json(await credentials.putUserValues(principalOf(res).userId, server, req.body));
   });
 
@@ -127,6 +135,7 @@ export function registryRoutes(deps: {
       const { slug } = parseOr400(slugParams, req.params, 'params');
       const { server, upstreamOAuth } = await oauthServer(slug, res);
       const body = req.body as { threadId?: string };
+      await ownThread(res, body.threadId);
       try {
         const view = await upstreamOAuth.connect(server, principalOf(res).userId, body.threadId);
         res.set('Cache-Control', 'no-store').json(view);

@@ -225,6 +225,21 @@ const envSchema = z.object({
   HEALTH_DEGRADED_MS: int(1, 600_000).default(2_000),
   /** Health checks kept per server (older ones are deleted by the job). */
   HEALTH_HISTORY_SIZE: int(1, 100_000).default(100),
+  // --- chat ---
+  /** API key for the chat model's OpenAI-compatible endpoint. Unset (and no OPENAI_BASE_URL): chat is off, the rest works. */
+  OPENAI_API_KEY: z.preprocess(emptyToUndefined, z.string().optional()),
+  /** OpenAI-compatible endpoint (vLLM, Ollama, LM Studio: `http://host:port/v1`). Unset: OpenAI. */
+  OPENAI_BASE_URL: z.preprocess(emptyToUndefined, z.string().url().optional()),
+  /** Model the agent uses (Chat Completions API). */
+  CHAT_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  /** Most model calls in one agent turn (each tool round is one). */
+  CHAT_MAX_STEPS: int(1, 100).default(10),
+  /** How long a sensitive tool call waits for the user's approval before it is denied (ms). */
+  CHAT_APPROVAL_TIMEOUT_MS: int(1_000, 86_400_000).default(300_000),
+  /** Budget of one agent turn, all steps and tool calls included (ms). */
+  CHAT_TURN_TIMEOUT_MS: int(1_000, 3_600_000).default(600_000),
+  /** Instructions given to the model at the start of every thread. Unset: a short built-in one. */
+  CHAT_SYSTEM_PROMPT: z.preprocess(emptyToUndefined, z.string().max(20_000).optional()),
   // --- audit ---
   /** Audit events written per database round trip. */
   AUDIT_BATCH_SIZE: int(1, 10_000).default(200),
@@ -360,6 +375,21 @@ function build(env: z.infer<typeof envSchema>) {
       accessTokenTtlSeconds: env.OAUTH_ACCESS_TOKEN_TTL_SECONDS,
       refreshTokenTtlDays: env.OAUTH_REFRESH_TOKEN_TTL_DAYS,
       allowedRedirectSchemes: list(env.OAUTH_ALLOWED_REDIRECT_SCHEMES),
+    },
+    chat: {
+      // Chat is on with a key, or with a base URL alone (local servers often need no key).
+      model:
+        env.OPENAI_API_KEY || env.OPENAI_BASE_URL
+          ? {
+              apiKey: env.OPENAI_API_KEY,
+              baseUrl: env.OPENAI_BASE_URL,
+              name: env.CHAT_MODEL,
+            }
+          : undefined,
+      maxSteps: env.CHAT_MAX_STEPS,
+      approvalTimeoutMs: env.CHAT_APPROVAL_TIMEOUT_MS,
+      turnTimeoutMs: env.CHAT_TURN_TIMEOUT_MS,
+      systemPrompt: env.CHAT_SYSTEM_PROMPT,
     },
     audit: {
       batchSize: env.AUDIT_BATCH_SIZE,

@@ -10,3 +10,4 @@ export * from '../../features/audit/audit.schema.ts';
 export * from '../../features/access/access.schema.ts';
 export * from '../../features/auth/auth.schema.ts';
 export * from '../../features/monitoring/monitoring.schema.ts';
+export * from '../../features/chat/chat.schema.ts';
