@@ -234,7 +234,8 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
   });
   const publicOrigins = config.http.publicUrl ? [new URL(config.http.publicUrl).origin] : [];
   // Upstreams and the authorization servers they name are reached through the same SSRF guard.
-  const lock = core.redis && config.redis ? new RedisLock(core.redis, config.redis.prefix) : new InProcessLock();
+  const lock =
+    core.redis && config.redis ? new RedisLock(core.redis, config.redis.prefix) : new InProcessLock();
   const upstreamFetch = createGuardedFetch(policy, { timeoutMs: config.gateway.connectTimeoutMs });
   const upstreamOAuth = new UpstreamOAuthService({
     repo: credentialsRepository,
@@ -474,7 +475,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       principalFromSession: (req) => web.principalFromSession(req),
       authenticators: bearer,
       origins: () => [new URL(publicUrl).origin, ...s.gateway.deps.publicOrigins],
-      redis: core.redis,
+      redis: core.redis && config.redis ? { client: core.redis, prefix: config.redis.prefix } : undefined,
       logger,
     });
     inner = createApp({

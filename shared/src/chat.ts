@@ -112,7 +112,8 @@ export type SendMessage = z.infer<typeof sendMessageSchema>;
 export type ApproveTool = z.infer<typeof approveToolSchema>;
 
 /** Every acknowledgement: ok, or an error with the same code and message as a REST error. */
-export type ChatAck<T = object> = ({ ok: true } & T) | { ok: false; error: { code: string; message: string } };
+export type ChatAck<T = object> =
+  ({ ok: true } & T) | { ok: false; error: { code: string; message: string } };
 
 export interface ClientToServerEvents {
   'thread:join': (body: { threadId: string }, ack: (r: ChatAck) => void) => void;

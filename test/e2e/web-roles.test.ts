@@ -89,7 +89,7 @@ describe.skipIf(!(await hasChromium()))('web UI: roles other than admin', () => 
     await page.locator('main h1').waitFor();
     await expect.poll(() => page.getByTestId('user-name').textContent()).toBe('Bob User');
     await expect.poll(() => page.getByTestId('user-role').textContent()).toBe('user');
-    expect(await navLinks(page)).toEqual(['Servers', 'My access']);
+    expect(await navLinks(page)).toEqual(['Chat', 'Servers', 'My access']);
 
     await page.locator('article[data-server="alpha"]').waitFor();
     expect(await page.locator('article[data-server]').count()).toBe(1);
@@ -112,7 +112,7 @@ describe.skipIf(!(await hasChromium()))('web UI: roles other than admin', () => 
   it('lets an auditor read the audit trail but not administer', async () => {
     const page = await signInAs('carol', '/audit');
     await expect.poll(() => page.getByTestId('user-role').textContent()).toBe('auditor');
-    expect(await navLinks(page)).toEqual(['Servers', 'My access', 'Audit']);
+    expect(await navLinks(page)).toEqual(['Chat', 'Servers', 'My access', 'Threads', 'Audit']);
     await page.locator('table.audit-table tbody tr').first().waitFor();
     await expect.poll(() => page.locator('table.audit-table').textContent()).toContain('server.create');
     await screenshot(page, shots, 'auditor-audit');

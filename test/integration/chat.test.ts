@@ -33,13 +33,18 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
   it('says whether a model is configured', async () => {
     await setup();
     const alice = await createUserKey(ctx.server, 'alice');
-    expect((await alice.client.get('/api/chat/status')).body).toEqual({ enabled: true, model: 'scripted-model' });
+    expect((await alice.client.get('/api/chat/status')).body).toEqual({
+      enabled: true,
+      model: 'scripted-model',
+    });
   });
 
   it('runs a turn: the agent calls a tool with the thread’s credential, streams, stores every step', async () => {
     const since = new Date();
     const alice = await createUserKey(ctx.server, 'alice-turn');
-    await alice.client.put('/api/servers/everything/credentials', { values: { USER_TOKEN: 'alice-user-wide' } });
+    await alice.client.put('/api/servers/everything/credentials', {
+      values: { USER_TOKEN: 'alice-user-wide' },
+    });
     const thread = (await alice.client.post('/api/threads', {})).body as { id: string; title: string };
     expect(thread.title).toBe('New thread');
     await alice.client.put('/api/servers/everything/credentials', {
@@ -53,25 +58,36 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
     const chat = await connectChat(ctx.server.url, alice.key);
     try {
       expect(await chat.socket.emitWithAck('thread:join', { threadId: thread.id })).toEqual({ ok: true });
-      const ack = await chat.socket.emitWithAck('message:send', { threadId: thread.id, text: 'Which token do I use?' });
+      const ack = await chat.socket.emitWithAck('message:send', {
+        threadId: thread.id,
+        text: 'Which token do I use?',
+      });
       expect(ack).toMatchObject({ ok: true, message: { role: 'user', text: 'Which token do I use?' } });
 
       await chat.next((e) => e.name === 'run:state' && e.body.running === false, 'the end of the turn');
       const names = chat.events.map((e) => e.name);
       expect(names[0]).toBe('message:new');
       expect(names).toContain('message:delta');
-      const toolUpdates = chat.events.filter((e) => e.name === 'tool:update').map((e) => e.body.call as ToolCallView);
+      const toolUpdates = chat.events
+        .filter((e) => e.name === 'tool:update')
+        .map((e) => e.body.call as ToolCallView);
       expect(toolUpdates.map((c) => c.status)).toEqual(['running', 'ok']);
-      expect(toolUpdates[1]).toMatchObject({ server: 'everything', tool: 'get-env', name: 'everything__get-env' });
+      expect(toolUpdates[1]).toMatchObject({
+        server: 'everything',
+        tool: 'get-env',
+        name: 'everything__get-env',
+      });
       const streamed = chat.events
         .filter((e) => e.name === 'message:delta')
         .map((e) => e.body.text as string)
         .join('');
       expect(streamed).toBe('Your token here is alice-thread-one.');
       // The thread took its title from the first message.
-      expect(chat.events.some((e) => e.name === 'thread:update' && e.body.thread?.title === 'Which token do I use?')).toBe(
-        true,
-      );
+      expect(
+        chat.events.some(
+          (e) => e.name === 'thread:update' && e.body.thread?.title === 'Which token do I use?',
+        ),
+      ).toBe(true);
     } finally {
       chat.socket.close();
     }
@@ -106,9 +122,7 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
       threadId: thread.id,
     });
     expect(turn.details).toMatchObject({ outcome: 'done', steps: 2, toolCalls: 1 });
-    const trail = JSON.stringify(
-      (await ctx.admin.get(`/api/audit?threadId=${thread.id}&limit=500`)).body,
-    );
+    const trail = JSON.stringify((await ctx.admin.get(`/api/audit?threadId=${thread.id}&limit=500`)).body);
     expect(trail).not.toContain('alice-thread-one');
     expect(trail).not.toContain(MODEL_KEY);
   });
@@ -136,7 +150,10 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
         await chat.socket.emitWithAck('thread:join', { threadId: id });
         chat.events.length = 0;
         expect((await chat.socket.emitWithAck('message:send', { threadId: id, text: 'env?' })).ok).toBe(true);
-        await chat.next((e) => e.name === 'run:state' && e.body.running === false && e.body.threadId === id, 'turn end');
+        await chat.next(
+          (e) => e.name === 'run:state' && e.body.running === false && e.body.threadId === id,
+          'turn end',
+        );
       }
     } finally {
       chat.socket.close();
@@ -169,11 +186,15 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
         ok: false,
         error: { code: 'not_found' },
       });
-      expect(await other.socket.emitWithAck('tool:approve', { threadId: thread, callId, approve: true })).toMatchObject({
+      expect(
+        await other.socket.emitWithAck('tool:approve', { threadId: thread, callId, approve: true }),
+      ).toMatchObject({
         ok: false,
         error: { code: 'not_found' },
       });
-      expect(await chat.socket.emitWithAck('tool:approve', { threadId: thread, callId, approve: true })).toEqual({
+      expect(
+        await chat.socket.emitWithAck('tool:approve', { threadId: thread, callId, approve: true }),
+      ).toEqual({
         ok: true,
       });
       const done = await chat.next(
@@ -191,10 +212,19 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
         return { text: 'Understood.' };
       });
       await chat.socket.emitWithAck('message:send', { threadId: thread, text: 'add 1 and 1' });
-      const ask = await chat.next((e) => e.name === 'tool:update' && e.body.call.status === 'awaiting_approval', 'ask');
-      await chat.socket.emitWithAck('tool:approve', { threadId: thread, callId: ask.body.call.id, approve: false });
+      const ask = await chat.next(
+        (e) => e.name === 'tool:update' && e.body.call.status === 'awaiting_approval',
+        'ask',
+      );
+      await chat.socket.emitWithAck('tool:approve', {
+        threadId: thread,
+        callId: ask.body.call.id,
+        approve: false,
+      });
       await chat.next((e) => e.name === 'run:state' && e.body.running === false, 'turn end');
-      expect(chat.events.find((e) => e.name === 'tool:update' && e.body.call.status === 'denied')).toBeDefined();
+      expect(
+        chat.events.find((e) => e.name === 'tool:update' && e.body.call.status === 'denied'),
+      ).toBeDefined();
       expect(told).toContain('denied');
     } finally {
       chat.socket.close();
@@ -213,24 +243,36 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
       });
       expect(
         await chat.socket.emitWithAck('message:send', { threadId: 'not-a-uuid', text: 'hi' } as never),
-      ).toMatchObject({ ok: false, error: { code: 'validation_failed', message: expect.stringContaining('body.threadId') } });
+      ).toMatchObject({
+        ok: false,
+        error: { code: 'validation_failed', message: expect.stringContaining('body.threadId') },
+      });
 
       // The model fails: the turn ends with an error message the user can read; nothing leaks.
       // (The agent retries a failed model call once.)
       const exploded = { status: 500, body: `{"error":{"message":"upstream exploded with ${MODEL_KEY}"}}` };
       model.script(exploded, exploded);
       await chat.socket.emitWithAck('thread:join', { threadId: thread });
-      expect((await chat.socket.emitWithAck('message:send', { threadId: thread, text: 'hello' })).ok).toBe(true);
-      const failed = await chat.next((e) => e.name === 'message:new' && e.body.message.error, 'the error message');
+      expect((await chat.socket.emitWithAck('message:send', { threadId: thread, text: 'hello' })).ok).toBe(
+        true,
+      );
+      const failed = await chat.next(
+        (e) => e.name === 'message:new' && e.body.message.error,
+        'the error message',
+      );
       expect(failed.body.message.error).toBe('The language model could not answer (HTTP 500).');
       await chat.next((e) => e.name === 'run:state' && e.body.running === false, 'turn end');
 
       // A turn that hangs: a second message is refused, and Stop ends it keeping the partial text.
       chat.events.length = 0;
       model.script({ hang: true, text: 'Thinking about' });
-      expect((await chat.socket.emitWithAck('message:send', { threadId: thread, text: 'slow one' })).ok).toBe(true);
+      expect((await chat.socket.emitWithAck('message:send', { threadId: thread, text: 'slow one' })).ok).toBe(
+        true,
+      );
       await chat.next((e) => e.name === 'message:delta', 'the first delta');
-      expect(await chat.socket.emitWithAck('message:send', { threadId: thread, text: 'another' })).toMatchObject({
+      expect(
+        await chat.socket.emitWithAck('message:send', { threadId: thread, text: 'another' }),
+      ).toMatchObject({
         ok: false,
         error: { code: 'conflict' },
       });
@@ -251,9 +293,9 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
 
   it('authorizes sockets and threads: no key, a foreign Origin, someone else’s thread', async () => {
     await expect(connectChat(ctx.server.url, undefined)).rejects.toThrow(/unauthenticated/);
-    await expect(connectChat(ctx.server.url, 'not-a-real-key-0123456789abcdefghijklmnopqrstuvwxyz')).rejects.toThrow(
-      /unauthenticated/,
-    );
+    await expect(
+      connectChat(ctx.server.url, 'not-a-real-key-0123456789abcdefghijklmnopqrstuvwxyz'),
+    ).rejects.toThrow(/unauthenticated/);
     const dave = await createUserKey(ctx.server, 'dave-authz');
     await expect(connectChat(ctx.server.url, dave.key, { origin: 'https://evil.example' })).rejects.toThrow();
     const erin = await createUserKey(ctx.server, 'erin-authz');
@@ -264,7 +306,10 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
         ['thread:join', { threadId: thread }],
         ['message:send', { threadId: thread, text: 'hi' }],
       ] as const) {
-        expect(await chat.socket.emitWithAck(event, body as never)).toMatchObject({ ok: false, error: { code: 'not_found' } });
+        expect(await chat.socket.emitWithAck(event, body as never)).toMatchObject({
+          ok: false,
+          error: { code: 'not_found' },
+        });
       }
     } finally {
       chat.socket.close();
@@ -273,7 +318,10 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
     expect((await dave.client.get(`/api/threads/${thread}`)).status).toBe(404);
     expect((await dave.client.patch(`/api/threads/${thread}`, { title: 'mine' })).status).toBe(404);
     expect((await dave.client.get('/api/admin/threads')).status).toBe(403);
-    const all = (await ctx.admin.get(`/api/admin/threads?userId=${erin.user.id}`)).body.threads as { id: string; userName: string }[];
+    const all = (await ctx.admin.get(`/api/admin/threads?userId=${erin.user.id}`)).body.threads as {
+      id: string;
+      userName: string;
+    }[];
     expect(all).toEqual([expect.objectContaining({ id: thread, userName: 'erin-authz' })]);
     expect((await ctx.admin.get(`/api/threads/${thread}`)).status).toBe(200);
     // Bad REST input names the field and changes nothing.

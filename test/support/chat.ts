@@ -19,7 +19,11 @@ export async function connectChat(
   baseUrl: string,
   key: string | undefined,
   options: { origin?: string } = {},
-): Promise<{ socket: ChatClient; events: ReceivedEvent[]; next(match: (e: ReceivedEvent) => boolean, what: string): Promise<ReceivedEvent> }> {
+): Promise<{
+  socket: ChatClient;
+  events: ReceivedEvent[];
+  next(match: (e: ReceivedEvent) => boolean, what: string): Promise<ReceivedEvent>;
+}> {
   const socket: ChatClient = io(baseUrl, {
     auth: key ? { token: key } : {},
     transports: ['websocket'],

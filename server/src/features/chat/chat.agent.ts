@@ -5,7 +5,13 @@ import type { ToolCallView } from '@gateway/shared';
 import {
   APICallError,
   RetryError,
-  dynamicTool, jsonSchema, stepCountIs, streamText, type ModelMessage, type ToolSet } from 'ai';
+  dynamicTool,
+  jsonSchema,
+  stepCountIs,
+  streamText,
+  type ModelMessage,
+  type ToolSet,
+} from 'ai';
 import { splitName } from '../gateway/index.ts';
 import type { MessageRow } from './chat.repository.ts';
 
@@ -64,7 +70,12 @@ export function toModelMessages(rows: MessageRow[]): ModelMessage[] {
       role: 'assistant',
       content: [
         ...(row.text ? [{ type: 'text' as const, text: row.text }] : []),
-        ...calls.map((c) => ({ type: 'tool-call' as const, toolCallId: c.id, toolName: c.name, input: c.input })),
+        ...calls.map((c) => ({
+          type: 'tool-call' as const,
+          toolCallId: c.id,
+          toolName: c.name,
+          input: c.input,
+        })),
       ],
     });
     if (calls.length > 0) {
@@ -164,7 +175,16 @@ export async function runTurn(o: TurnOptions): Promise<TurnOutcome> {
       description: t.description ?? t.title ?? t.name,
       inputSchema: jsonSchema(t.inputSchema as Parameters<typeof jsonSchema>[0]),
       execute: async (input, { toolCallId, abortSignal }) => {
-        const base: ToolCallView = { id: toolCallId, name: t.name, server, tool, input, status: 'running', output: null, sensitive };
+        const base: ToolCallView = {
+          id: toolCallId,
+          name: t.name,
+          server,
+          tool,
+          input,
+          status: 'running',
+          output: null,
+          sensitive,
+        };
         if (sensitive) {
           update({ ...base, status: 'awaiting_approval' });
           if (!(await o.approve(base))) {
@@ -175,10 +195,14 @@ export async function runTurn(o: TurnOptions): Promise<TurnOutcome> {
         }
         update(base);
         try {
-          const result = (await o.mcp.callTool({ name: t.name, arguments: input as Record<string, unknown> }, undefined, {
-            signal: abortSignal ?? o.signal,
-            resetTimeoutOnProgress: true,
-          })) as CallToolResult;
+          const result = (await o.mcp.callTool(
+            { name: t.name, arguments: input as Record<string, unknown> },
+            undefined,
+            {
+              signal: abortSignal ?? o.signal,
+              resetTimeoutOnProgress: true,
+            },
+          )) as CallToolResult;
           const output = resultText(result);
           update({ ...base, status: result.isError ? 'error' : 'ok', output });
           return result.isError ? `The tool reported an error: ${output}` : output;
@@ -213,42 +237,36 @@ export async function runTurn(o: TurnOptions): Promise<TurnOutcome> {
     if (step.text || step.toolCalls.length > 0) await o.listener.onStep(step);
   };
   try {
+    // Only these parts matter here; the rest (reasoning, sources, raw chunks) are not shown.
     for await (const part of result.fullStream) {
-      switch (part.type) {
-        case 'text-delta':
-          text += part.text;
-          o.listener.onDelta(part.text);
-          break;
-        case 'tool-error': {
-          // A call the model made to no tool, or with input that does not fit the schema.
-          if (!calls.get(part.toolCallId) || calls.get(part.toolCallId)?.status === 'running') {
-            const { server, tool } = partsOf(part.toolName);
-            update({
-              id: part.toolCallId,
-              name: part.toolName,
-              server,
-              tool,
-              input: part.input,
-              status: 'error',
-              output: part.error instanceof Error ? part.error.message : String(part.error),
-              sensitive: false,
-            });
-          }
-          break;
+      if (part.type === 'text-delta') {
+        text += part.text;
+        o.listener.onDelta(part.text);
+      } else if (part.type === 'tool-error') {
+        // The model called no such tool, or with input that does not fit its schema (calls
+        // that ran report their own failure through execute).
+        const known = calls.get(part.toolCallId);
+        if (!known || known.status === 'running') {
+          const { server, tool } = partsOf(part.toolName);
+          update({
+            id: part.toolCallId,
+            name: part.toolName,
+            server,
+            tool,
+            input: part.input,
+            status: 'error',
+            output: part.error instanceof Error ? part.error.message : String(part.error),
+            sensitive: false,
+          });
         }
-        case 'finish-step':
-          await finishStep();
-          break;
-        case 'error':
-          failure = modelError(part.error);
-          break;
-        default:
-          break;
+      } else if (part.type === 'finish-step') {
+        await finishStep();
+      } else if (part.type === 'error') {
+        failure = modelError(part.error);
       }
     }
   } catch (err) {
-    if (o.signal.aborted) failure ??= undefined;
-    else failure ??= modelError(err);
+    if (!o.signal.aborted) failure ??= modelError(err);
   }
   // Whatever streamed before a stop or a failure is kept.
   await finishStep();

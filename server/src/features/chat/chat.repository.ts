@@ -24,7 +24,10 @@ export class ChatRepository {
   }
 
   async insertThread(userId: string, title: string): Promise<string> {
-    const [row] = await this.#db.insert(chatThreads).values({ userId, title }).returning({ id: chatThreads.id });
+    const [row] = await this.#db
+      .insert(chatThreads)
+      .values({ userId, title })
+      .returning({ id: chatThreads.id });
     return row!.id;
   }
 
@@ -39,7 +42,10 @@ export class ChatRepository {
 
   /** Threads, newest activity first: one user's, or everyone's (`userId` undefined). */
   async listThreads(filter: { userId?: string | undefined; limit: number }): Promise<ThreadRow[]> {
-    const q = this.#db.select(threadColumns).from(chatThreads).innerJoin(users, eq(users.id, chatThreads.userId));
+    const q = this.#db
+      .select(threadColumns)
+      .from(chatThreads)
+      .innerJoin(users, eq(users.id, chatThreads.userId));
     return (filter.userId ? q.where(eq(chatThreads.userId, filter.userId)) : q)
       .orderBy(desc(chatThreads.updatedAt), desc(chatThreads.id))
       .limit(filter.limit);
@@ -55,12 +61,18 @@ export class ChatRepository {
   }
 
   async deleteThread(id: string): Promise<boolean> {
-    const rows = await this.#db.delete(chatThreads).where(eq(chatThreads.id, id)).returning({ id: chatThreads.id });
+    const rows = await this.#db
+      .delete(chatThreads)
+      .where(eq(chatThreads.id, id))
+      .returning({ id: chatThreads.id });
     return rows.length > 0;
   }
 
   async countThreads(userId: string): Promise<number> {
-    const [row] = await this.#db.select({ n: count() }).from(chatThreads).where(eq(chatThreads.userId, userId));
+    const [row] = await this.#db
+      .select({ n: count() })
+      .from(chatThreads)
+      .where(eq(chatThreads.userId, userId));
     return row?.n ?? 0;
   }
 
@@ -82,7 +94,10 @@ export class ChatRepository {
         error: values.error ?? null,
       })
       .returning();
-    await this.#db.update(chatThreads).set({ updatedAt: new Date() }).where(eq(chatThreads.id, values.threadId));
+    await this.#db
+      .update(chatThreads)
+      .set({ updatedAt: new Date() })
+      .where(eq(chatThreads.id, values.threadId));
     return row!;
   }
 

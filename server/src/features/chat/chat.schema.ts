@@ -17,7 +17,10 @@ export const chatThreads = pgTable(
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('chat_threads_user_idx').on(t.userId, t.updatedAt), index('chat_threads_updated_idx').on(t.updatedAt)],
+  (t) => [
+    index('chat_threads_user_idx').on(t.userId, t.updatedAt),
+    index('chat_threads_updated_idx').on(t.updatedAt),
+  ],
 );
 
 /**

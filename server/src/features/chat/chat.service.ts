@@ -1,4 +1,10 @@
-import type { ChatMessageView, ChatStatusView, ThreadDetailView, ThreadView, ToolCallView } from '@gateway/shared';
+import type {
+  ChatMessageView,
+  ChatStatusView,
+  ThreadDetailView,
+  ThreadView,
+  ToolCallView,
+} from '@gateway/shared';
 import { AppError, conflict, forbidden, notFound } from '../../platform/http/errors.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
 import type { AuditSink } from '../audit/index.ts';
@@ -131,7 +137,10 @@ export class ChatService {
   }
 
   /** Every user's threads (admins and auditors review them). */
-  async listAll(principal: Principal, filter: { userId?: string | undefined; limit: number }): Promise<ThreadView[]> {
+  async listAll(
+    principal: Principal,
+    filter: { userId?: string | undefined; limit: number },
+  ): Promise<ThreadView[]> {
     if (!canReadAudit(principal)) throw forbidden('only admins and auditors may list every thread');
     const rows = await this.#repo.listThreads(filter);
     return rows.map((r) => toThreadView(r, this.#runs.has(r.id)));
@@ -219,7 +228,8 @@ export class ChatService {
       );
     }
     const thread = await this.#own(principal, threadId);
-    if (this.#runs.has(threadId)) throw conflict('the agent is still answering in this thread: wait, or stop it');
+    if (this.#runs.has(threadId))
+      throw conflict('the agent is still answering in this thread: wait, or stop it');
     const run: Run = { userId: principal.userId, abort: new AbortController(), approvals: new Map() };
     this.#runs.set(threadId, run);
     return new Promise<ChatMessageView>((resolve, reject) => {
@@ -253,7 +263,8 @@ export class ChatService {
 
   async #autoTitle(thread: ThreadRow, text: string) {
     const oneLine = text.replace(/\s+/g, ' ').trim();
-    const title = oneLine.length > AUTO_TITLE_LENGTH ? `${oneLine.slice(0, AUTO_TITLE_LENGTH - 1)}…` : oneLine;
+    const title =
+      oneLine.length > AUTO_TITLE_LENGTH ? `${oneLine.slice(0, AUTO_TITLE_LENGTH - 1)}…` : oneLine;
     await this.#repo.renameThread(thread.id, title);
     const row = await this.#repo.findThread(thread.id);
     if (row) this.#events?.thread(thread.id, toThreadView(row, true));
@@ -304,7 +315,9 @@ export class ChatService {
     }
     if (outcome.status === 'error' || outcome.status === 'cancelled') {
       const error = outcome.status === 'error' ? outcome.error : 'Stopped.';
-      const row = await this.#repo.insertMessage({ threadId, role: 'assistant', text: '', error }).catch(() => undefined);
+      const row = await this.#repo
+        .insertMessage({ threadId, role: 'assistant', text: '', error })
+        .catch(() => undefined);
       if (row) this.#events?.message(threadId, toMessageView(row));
     }
     this.#audit.record({

@@ -41,7 +41,8 @@ export interface ChatSocketDeps {
   authenticators: Authenticator[];
   /** Origins a browser may open the socket from (the gateway's own). */
   origins: () => string[];
-  redis?: Redis | undefined;
+  /** With Redis, rooms and approvals span replicas (channels under REDIS_PREFIX). */
+  redis?: { client: Redis; prefix: string } | undefined;
   logger: Logger;
 }
 
@@ -65,9 +66,9 @@ export function attachChatSocket(deps: ChatSocketDeps): { close(): Promise<void>
   let pub: Redis | undefined;
   let sub: Redis | undefined;
   if (deps.redis) {
-    pub = deps.redis.duplicate();
-    sub = deps.redis.duplicate();
-    io.adapter(createAdapter(pub, sub));
+    pub = deps.redis.client.duplicate();
+    sub = deps.redis.client.duplicate();
+    io.adapter(createAdapter(pub, sub, { key: `${deps.redis.prefix}:socket.io` }));
   }
   io.engine.use(deps.session);
 
@@ -98,14 +99,21 @@ export function attachChatSocket(deps: ChatSocketDeps): { close(): Promise<void>
 
   /** Runs one event: validates, authorizes, acknowledges with the result or a safe error. */
   const handle =
-    <B, R extends object>(socket: ChatSocket, schema: ZodType<B>, fn: (p: Principal, body: B) => Promise<R>) =>
+    <B, R extends object>(
+      socket: ChatSocket,
+      schema: ZodType<B>,
+      fn: (p: Principal, body: B) => Promise<R>,
+    ) =>
     (raw: unknown, ack: unknown) => {
       const reply = typeof ack === 'function' ? (ack as (r: ChatAck<R>) => void) : () => {};
       void (async () => {
         try {
           const principal = await principalOf(socket);
           if (!principal) {
-            reply({ ok: false, error: { code: 'unauthenticated', message: 'your session has ended: sign in again' } });
+            reply({
+              ok: false,
+              error: { code: 'unauthenticated', message: 'your session has ended: sign in again' },
+            });
             socket.disconnect(true);
             return;
           }

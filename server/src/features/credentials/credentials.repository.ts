@@ -239,10 +239,7 @@ export class CredentialsRepository {
     await this.#db
       .delete(oauthPendingAuthorizations)
       .where(
-        and(
-          eq(oauthPendingAuthorizations.userId, userId),
-          eq(oauthPendingAuthorizations.threadId, threadId),
-        ),
+        and(eq(oauthPendingAuthorizations.userId, userId), eq(oauthPendingAuthorizations.threadId, threadId)),
       );
     return rows.length;
   }

@@ -498,11 +498,19 @@ export class Gateway {
    * agent: the same routing, access rules, credential scope (the thread's) and audit as an
    * external client on `/mcp`, without HTTP in between. Close the client to end the session.
    */
-  async connectInProcess(context: SessionContext, clientInfo: { name: string; version: string }): Promise<Client> {
+  async connectInProcess(
+    context: SessionContext,
+    clientInfo: { name: string; version: string },
+  ): Promise<Client> {
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
     // Audit events and upstream sessions are keyed by the downstream session id.
     serverSide.sessionId = randomUUID();
-    const aggregate = new AggregateSession({ gateway: this, downstream: serverSide, context, onShutdown: () => {} });
+    const aggregate = new AggregateSession({
+      gateway: this,
+      downstream: serverSide,
+      context,
+      onShutdown: () => {},
+    });
     await aggregate.start();
     // The link is always open: notifications need no GET stream to wait for.
     aggregate.standaloneStreamOpened();
