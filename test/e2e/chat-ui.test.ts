@@ -1,0 +1,120 @@
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, screenshot, signInLocally } from '../support/browser.ts';
+import { tempDir } from '../support/config.ts';
+import { lastToolResult, startFakeModel } from '../support/llm.ts';
+import { everythingStdio } from '../support/mcp.ts';
+import { ADMIN_TOKEN, grant, useServer } from '../support/server.ts';
+import { hasChromium } from '../support/services.ts';
+
+const model = await startFakeModel();
+
+// A person chatting in Chromium: a thread, a streamed answer, a sensitive tool approved in
+// the page, then the admin's review of the thread's tool calls.
+describe.skipIf(!(await hasChromium()))('chat in the web UI (Chromium)', () => {
+  const ctx = useServer('pglite', { OPENAI_BASE_URL: model.baseUrl, CHAT_MODEL: 'scripted-model' });
+  const shots = tempDir('gw-chat-shots-');
+  let browser: Browser;
+  let page: Page;
+  const errors: string[] = [];
+
+  beforeAll(async () => {
+    const created = await ctx.admin.post(
+      '/api/servers',
+      everythingStdio('everything', { sensitiveTools: ['get-sum'] }),
+    );
+    expect(created.status).toBe(201);
+    await grant(ctx.admin, 'everything');
+    browser = await launchBrowser();
+    page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    page.on('pageerror', (e) => errors.push(e.message));
+    console.info(`chat screenshots: ${shots}`);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await model.close();
+  });
+
+  const heading = () => page.locator('main h1');
+  const log = () => page.getByRole('log', { name: 'Messages' });
+  const stored = () => log().locator('article:not([data-streaming])');
+
+  it('starts a thread, approves a sensitive tool in the page, and shows the streamed answer', async () => {
+    await signInLocally(page, ctx.server.url, ADMIN_TOKEN, '/chat');
+    await expect.poll(() => heading().textContent()).toBe('Chat');
+    await page.getByRole('button', { name: 'New thread' }).click();
+    await page.waitForURL(/\/chat\/[0-9a-f-]{36}$/);
+    await expect.poll(() => heading().textContent()).toBe('New thread');
+
+    model.script({ toolCalls: [{ name: 'everything__get-sum', arguments: { a: 2, b: 3 } }] }, (req) => ({
+      text: `The sum is ${/(\d+)\D*$/.exec(lastToolResult(req))?.[1]}.`,
+    }));
+    const message = page.getByLabel('Message', { exact: true });
+    await message.fill('What is 2 + 3?');
+    await message.press('Enter');
+
+    const card = log().locator('[data-tool-call]');
+    await card.and(page.locator('[data-status="awaiting_approval"]')).waitFor();
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'answering' }).count()).toBe(1);
+    await screenshot(page, shots, 'approval');
+    await card.getByRole('button', { name: 'Approve' }).click();
+
+    await expect.poll(() => stored().last().locator('.message-text').textContent()).toBe('The sum is 5.');
+    await expect.poll(() => card.getAttribute('data-status')).toBe('ok');
+    // The thread took its title from the first message, in the list and the heading.
+    await expect.poll(() => heading().textContent()).toBe('What is 2 + 3?');
+    await expect
+      .poll(() => page.getByRole('navigation', { name: 'Threads' }).getByRole('link').first().textContent())
+      .toContain('What is 2 + 3?');
+    await screenshot(page, shots, 'answered');
+
+    // Everything was stored: a reload shows the same conversation.
+    await page.reload();
+    await expect.poll(() => stored().count()).toBe(3);
+    expect(await stored().evaluateAll((els) => els.map((e) => e.getAttribute('data-role')))).toEqual([
+      'user',
+      'assistant',
+      'assistant',
+    ]);
+    expect(await message.inputValue()).toBe('');
+  });
+
+  it('keeps the typed text when a message cannot be sent', async () => {
+    // The model fails twice (the agent retries once): the error shows in the thread.
+    model.script({ status: 503 }, { status: 503 });
+    const message = page.getByLabel('Message', { exact: true });
+    await message.fill('Are you there?');
+    await page.getByRole('button', { name: 'Send' }).click();
+    await expect
+      .poll(() => stored().last().textContent())
+      .toContain('The language model could not answer (HTTP 503).');
+    await expect.poll(() => page.getByRole('button', { name: 'Send' }).isDisabled()).toBe(true);
+  });
+
+  it('lets the admin review the thread and its tool calls in the audit trail', async () => {
+    const title = 'What is 2 + 3?';
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Threads' }).click();
+    await expect.poll(() => heading().textContent()).toBe('Admin · Threads');
+    await page.getByRole('link', { name: `Tool calls of ${title}` }).click();
+    await page.waitForURL(/\/audit\?threadId=/);
+    const rows = page.locator('table.audit-table tbody tr');
+    await expect.poll(async () => (await rows.allTextContents()).join('\n')).toContain('get-sum');
+    await screenshot(page, shots, 'audit-thread');
+  });
+
+  it('renames and deletes a thread', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Chat' }).click();
+    await page.getByRole('navigation', { name: 'Threads' }).getByRole('link').first().click();
+    await page.getByRole('button', { name: 'Rename' }).click();
+    await page.getByLabel('Thread title').fill('Sums');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await expect.poll(() => heading().textContent()).toBe('Sums');
+    await page.getByRole('button', { name: 'Delete thread' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete thread' }).click();
+    await page.waitForURL((u) => u.pathname === '/chat');
+    await expect
+      .poll(() => page.getByRole('navigation', { name: 'Threads' }).textContent())
+      .toContain('No threads yet.');
+    expect(errors).toEqual([]);
+  });
+});
