@@ -476,8 +476,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       authenticators: bearer,
       origins: () => [new URL(publicUrl).origin, ...s.gateway.deps.publicOrigins],
       redis: core.redis && config.redis ? { client: core.redis, prefix: config.redis.prefix } : undefined,
+      limits,
       logger,
     });
+    s.chat.setLimits(limits);
     inner = createApp({
       logger,
       bodyLimit: config.http.bodyLimit,

@@ -17,6 +17,7 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
     OPENAI_API_KEY: MODEL_KEY,
     CHAT_MODEL: 'scripted-model',
     CHAT_APPROVAL_TIMEOUT_MS: '20000',
+    RATE_LIMIT_TOOLS: '{"everything__echo": 1}',
   });
   afterAll(() => model.close());
 
@@ -289,6 +290,33 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
       ['assistant', 'Thinking about', null],
       ['assistant', '', 'Stopped.'],
     ]);
+  });
+
+  it('holds the agent’s tool calls to the same rate limits as MCP clients', async () => {
+    const gina = await createUserKey(ctx.server, 'gina-limits');
+    await gina.client.put('/api/servers/everything/credentials', { values: { USER_TOKEN: 'g' } });
+    const thread = (await gina.client.post('/api/threads', {})).body.id as string;
+    model.script(
+      {
+        toolCalls: [
+          { name: 'everything__echo', arguments: { message: 'one' } },
+          { name: 'everything__echo', arguments: { message: 'two' } },
+        ],
+      },
+      { text: 'done' },
+    );
+    const chat = await connectChat(ctx.server.url, gina.key);
+    try {
+      await chat.socket.emitWithAck('thread:join', { threadId: thread });
+      await chat.socket.emitWithAck('message:send', { threadId: thread, text: 'echo twice' });
+      await chat.next((e) => e.name === 'run:state' && e.body.running === false, 'turn end');
+    } finally {
+      chat.socket.close();
+    }
+    const step = ((await gina.client.get(`/api/threads/${thread}`)).body as ThreadDetailView).messages[1]!;
+    const statuses = step.toolCalls.map((c) => [c.status, c.output]).sort();
+    expect(statuses[0]).toEqual(['error', expect.stringContaining('at most 1 calls per minute')]);
+    expect(statuses[1]![0]).toBe('ok');
   });
 
   it('authorizes sockets and threads: no key, a foreign Origin, someone else’s thread', async () => {

@@ -49,6 +49,8 @@ export interface TurnOptions {
   sensitive: (name: string) => boolean;
   /** Resolves true to run a sensitive call, false to refuse it. */
   approve: (call: ToolCallView) => Promise<boolean>;
+  /** The rate limits: a message saying why a call is refused, or undefined to go ahead. */
+  admit: (call: ToolCallView) => Promise<string | undefined>;
   signal: AbortSignal;
   listener: TurnListener;
 }
@@ -192,6 +194,11 @@ export async function runTurn(o: TurnOptions): Promise<TurnOutcome> {
             update({ ...base, status: 'denied', output });
             return output;
           }
+        }
+        const refused = await o.admit(base);
+        if (refused) {
+          update({ ...base, status: 'error', output: refused });
+          return `The call was refused: ${refused}`;
         }
         update(base);
         try {

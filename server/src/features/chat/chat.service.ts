@@ -27,6 +27,14 @@ export interface ChatEvents {
   thread(threadId: string, thread: ThreadView | null): void;
 }
 
+/** The gateway's rate limits, as they apply to the agent's tool calls (RateLimitService). */
+export interface ChatLimits {
+  checkMcp(
+    subject: { ip: string | undefined; principal: Principal; method: string; path: string },
+    target: { slug: string | undefined; toolCalls: readonly { slug: string; tool: string }[] },
+  ): Promise<{ message: string } | undefined>;
+}
+
 export interface ChatSettings {
   model: ChatModelSettings | undefined;
   maxSteps: number;
@@ -85,6 +93,7 @@ export class ChatService {
   readonly #runs = new Map<string, Run>();
   readonly #turns = new Set<Promise<unknown>>();
   #events: ChatEvents | undefined;
+  #limits: ChatLimits | undefined;
 
   constructor(deps: {
     repo: ChatRepository;
@@ -109,6 +118,11 @@ export class ChatService {
   /** Set once the socket server exists (it needs the HTTP server, built after the services). */
   setEvents(events: ChatEvents): void {
     this.#events = events;
+  }
+
+  /** Set by the server process: the agent's tool calls count against the same limits as MCP clients'. */
+  setLimits(limits: ChatLimits): void {
+    this.#limits = limits;
   }
 
   status(): ChatStatusView {
@@ -294,6 +308,13 @@ export class ChatService {
           mcp,
           sensitive: (name) => sensitive.has(name),
           approve: (call) => this.#waitForApproval(run, call, signal),
+          admit: async (call) => {
+            const refused = await this.#limits?.checkMcp(
+              { ip: undefined, principal, method: 'tools/call', path: `chat:${threadId}` },
+              { slug: undefined, toolCalls: [{ slug: call.server, tool: call.tool }] },
+            );
+            return refused?.message;
+          },
           signal,
           listener: {
             onDelta: (text) => this.#events?.delta(threadId, text),

@@ -43,6 +43,17 @@ export interface ChatSocketDeps {
   origins: () => string[];
   /** With Redis, rooms and approvals span replicas (channels under REDIS_PREFIX). */
   redis?: { client: Redis; prefix: string } | undefined;
+  /** The per-user request limit, applied to each message sent (each starts a model turn). */
+  limits?:
+    | {
+        checkUser(subject: {
+          ip: string | undefined;
+          principal: Principal;
+          method: string;
+          path: string;
+        }): Promise<{ message: string; retryAfterSeconds: number } | undefined>;
+      }
+    | undefined;
   logger: Logger;
 }
 
@@ -149,6 +160,13 @@ export function attachChatSocket(deps: ChatSocketDeps): { close(): Promise<void>
     socket.on(
       'message:send',
       handle(socket, sendMessageSchema, async (p, { threadId, text }) => {
+        const refused = await deps.limits?.checkUser({
+          ip: socket.handshake.address,
+          principal: p,
+          method: 'message:send',
+          path: '/socket.io',
+        });
+        if (refused) throw new AppError('rate_limited', refused.message);
         const message = await deps.chat.send(p, threadId, text);
         return { message };
       }),
