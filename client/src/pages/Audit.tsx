@@ -139,6 +139,7 @@ function FilterForm({ initial, servers }: { initial: Filters; servers: ServerVie
             <option value="auth">Sign-in and tokens</option>
             <option value="admin">Administration</option>
             <option value="credential">Credentials</option>
+            <option value="chat">Chat</option>
           </select>
         </div>
         <TextField label="From" type="datetime-local" value={f.from} onValue={set('from')} />
