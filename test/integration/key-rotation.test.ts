@@ -162,9 +162,11 @@ describe.each(await engines())('master-key rotation on %s', (engine) => {
       });
       expect(put.status).toBe(200);
     }
-    const thread = await api(server!.url, keys.alice).put('/api/servers/vault-ev/credentials', {
+    const alice = api(server!.url, keys.alice);
+    const threadId = (await alice.post('/api/threads', { title: 'vault' })).body.id as string;
+    const thread = await alice.put('/api/servers/vault-ev/credentials', {
       values: { USER_TOKEN: secrets.aliceThread },
-      threadId: randomUUID(),
+      threadId,
     });
     expect(thread.status).toBe(200);
     expect(await dump('credentials')).toHaveLength(5);
