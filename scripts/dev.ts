@@ -6,7 +6,15 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const children = [
-  spawn(process.execPath, ['--watch', 'server/src/main.ts'], { cwd: root, stdio: 'inherit' }),
+  spawn(process.execPath, ['--watch', 'server/src/main.ts'], {
+    cwd: root,
+    stdio: 'inherit',
+    // The app on Vite's port opens the chat socket (and may call /mcp) from that origin.
+    env: {
+      ...process.env,
+      GATEWAY_ALLOWED_ORIGINS: process.env['GATEWAY_ALLOWED_ORIGINS'] ?? 'http://localhost:5173',
+    },
+  }),
   spawn(process.execPath, [path.join(root, 'node_modules/vite/bin/vite.js')], {
     cwd: path.join(root, 'client'),
     stdio: 'inherit',

@@ -474,7 +474,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       session: web.session,
       principalFromSession: (req) => web.principalFromSession(req),
       authenticators: bearer,
-      origins: () => [new URL(publicUrl).origin, ...s.gateway.deps.publicOrigins],
+      origins: () => [
+        new URL(publicUrl).origin,
+        ...s.gateway.deps.publicOrigins,
+        ...config.gateway.allowedOrigins,
+      ],
       redis: core.redis && config.redis ? { client: core.redis, prefix: config.redis.prefix } : undefined,
       limits,
       logger,
