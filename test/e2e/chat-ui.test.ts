@@ -102,6 +102,80 @@ describe.skipIf(!(await hasChromium()))('chat in the web UI (Chromium)', () => {
     await screenshot(page, shots, 'audit-thread');
   });
 
+  it('stores credentials for the thread in the page, and the agent uses them there', async () => {
+    const created = await ctx.admin.post(
+      '/api/servers',
+      everythingStdio('creds', {
+        credentialFields: [
+          { name: 'USER_TOKEN', kind: 'env', secret: true, required: true, label: 'User token' },
+        ],
+      }),
+    );
+    expect(created.status).toBe(201);
+    await grant(ctx.admin, 'creds');
+    const secret = 'thread-only-token-4711';
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Chat' }).click();
+    await page.getByRole('navigation', { name: 'Threads' }).getByRole('link').first().click();
+    await page.waitForURL(/\/chat\/[0-9a-f-]{36}$/);
+    const threadId = new URL(page.url()).pathname.split('/').pop();
+    await expect.poll(() => heading().textContent()).toBe('What is 2 + 3?');
+
+    const toggle = page.getByRole('button', { name: 'Thread credentials', exact: true });
+    await toggle.click();
+    await expect.poll(() => toggle.getAttribute('aria-expanded')).toBe('true');
+    const creds = page.locator('[data-thread-credentials="creds"]');
+    const status = creds.getByTestId('thread-credential-status');
+    await expect.poll(() => status.textContent()).toBe('No values stored for this thread.');
+    // Only servers that ask for credentials are listed.
+    expect(await page.locator('[data-thread-credentials="everything"]').count()).toBe(0);
+    const field = creds.getByLabel('User token');
+    expect(await field.getAttribute('type')).toBe('password');
+
+    // Nothing typed: the API's error shows at the field.
+    await creds.getByRole('button', { name: 'Save values' }).click();
+    await expect.poll(() => field.getAttribute('aria-invalid')).toBe('true');
+    await expect.poll(() => creds.getByRole('alert').textContent()).toContain('body.values.USER_TOKEN');
+
+    await field.fill(secret);
+    await creds.getByRole('button', { name: 'Save values' }).click();
+    await expect
+      .poll(() => creds.getByRole('status').textContent())
+      .toBe('Saved. The agent uses these values for everything (stdio) creds in this thread.');
+    await expect.poll(() => status.textContent()).toMatch(/^Stored for this thread: USER_TOKEN\./);
+    expect(await field.inputValue()).toBe('');
+    expect(await field.getAttribute('aria-invalid')).toBeNull();
+    expect(await field.getAttribute('placeholder')).toBe('stored — type to replace');
+    const inputValues = () =>
+      page
+        .locator('input, textarea')
+        .evaluateAll((els) => els.map((e) => ('value' in e ? String(e.value) : '')));
+    expect((await inputValues()).filter((v) => v.includes(secret))).toEqual([]);
+    expect(await page.content()).not.toContain(secret);
+    await screenshot(page, shots, 'thread-credentials');
+
+    // The API lists the thread's credential (field names, never the value).
+    const listed = await ctx.admin.get('/api/credentials');
+    expect(listed.status).toBe(200);
+    expect(listed.body.credentials).toContainEqual(
+      expect.objectContaining({ serverSlug: 'creds', threadId, kind: 'values', fields: ['USER_TOKEN'] }),
+    );
+    expect(JSON.stringify(listed.body)).not.toContain(secret);
+
+    // The agent's tool call in this thread runs with the thread's value.
+    model.script({ toolCalls: [{ name: 'creds__get-env', arguments: {} }] }, (req) => ({
+      text: `The token here is ${/"USER_TOKEN":\s*"([^"]*)"/.exec(lastToolResult(req))?.[1] ?? 'missing'}.`,
+    }));
+    const message = page.getByLabel('Message', { exact: true });
+    await message.fill('Which token do you see?');
+    await message.press('Enter');
+    await expect
+      .poll(() => stored().last().locator('.message-text').textContent())
+      .toBe(`The token here is ${secret}.`);
+    await expect.poll(() => log().locator('[data-tool-call]').last().getAttribute('data-status')).toBe('ok');
+    expect((await inputValues()).filter((v) => v.includes(secret))).toEqual([]);
+  });
+
   it('renames and deletes a thread', async () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Chat' }).click();
     await page.getByRole('navigation', { name: 'Threads' }).getByRole('link').first().click();

@@ -1,15 +1,8 @@
-import { useState, type FormEvent } from 'react';
-import type {
-  CredentialField,
-  CredentialView,
-  OAuthConnectView,
-  ServerView,
-  UpstreamHealthView,
-  UpstreamStatus,
-} from '@gateway/shared';
+import { useState } from 'react';
+import type { CredentialView, ServerView, UpstreamHealthView, UpstreamStatus } from '@gateway/shared';
+import { CredentialsForm, OAuthConnect } from '../components/credentials.tsx';
 import {
   Badge,
-  ConfirmButton,
   CopyField,
   EmptyState,
   ErrorMessage,
@@ -18,9 +11,8 @@ import {
   TextField,
   type Tone,
 } from '../components/ui.tsx';
-import { api, ApiError } from '../lib/api.ts';
 import { formatRelative, formatTime, plural } from '../lib/format.ts';
-import { useAction, useApi, useTitle } from '../lib/hooks.ts';
+import { useApi, useTitle } from '../lib/hooks.ts';
 import { isAdmin, useMe } from '../lib/me.ts';
 import { Link } from '../lib/router.tsx';
 
@@ -271,163 +263,5 @@ function HealthDetails({ slug }: { slug: string }) {
         </div>
       )}
     </details>
-  );
-}
-
-function OAuthConnect(props: {
-  server: ServerView;
-  credential: CredentialView | undefined;
-  onChanged: () => void;
-}) {
-  const { server, credential, onChanged } = props;
-  const connect = useAction(async () => {
-    try {
-      const res = await api.post<OAuthConnectView>(`/api/servers/${server.slug}/oauth/connect`, {});
-      location.assign(res.authorizationUrl);
-    } catch (e) {
-      if (e instanceof ApiError && e.status === 404 && e.message.startsWith('no route')) {
-        throw new Error('Connecting accounts is not available on this gateway yet.');
-      }
-      throw e;
-    }
-  });
-  const status = !credential
-    ? 'Not connected'
-    : credential.status === 'ok'
-      ? 'Connected'
-      : 'The server refused the connection: connect again';
-  return (
-    <div className="oauth">
-      <p>
-        <Badge tone={!credential ? 'neutral' : credential.status === 'ok' ? 'ok' : 'warn'}>{status}</Badge>
-        {credential && <span className="muted"> · since {formatTime(credential.updatedAt)}</span>}
-      </p>
-      <ErrorMessage error={connect.error} />
-      <div className="actions">
-        <button type="button" disabled={connect.pending} onClick={() => void connect.run()}>
-          {connect.pending ? 'Connecting…' : credential ? 'Reconnect account' : 'Connect account'}
-        </button>
-        {credential && (
-          <ConfirmButton
-            label="Disconnect"
-            ariaLabel={`Disconnect your account from ${server.name}`}
-            title={`Disconnect your account from ${server.name}?`}
-            message="The gateway deletes its tokens for your account; connect again to use this server."
-            confirmLabel="Disconnect"
-            onConfirm={async () => {
-              await api.delete(`/api/servers/${server.slug}/oauth`);
-              onChanged();
-            }}
-          />
-        )}
-      </div>
-    </div>
-  );
-}
-
-const fieldLabel = (f: CredentialField) => f.label || f.name;
-
-/**
- * The user's values for the server's credential fields. Values are write-only: the API
- * shows which fields are set, never what they are, and a save replaces them all.
- */
-function CredentialsForm(props: {
-  server: ServerView;
-  credential: CredentialView | undefined;
-  onChanged: () => void;
-}) {
-  const { server, credential } = props;
-  const [values, setValues] = useState<Record<string, string>>({});
-  const [saved, setSaved] = useState(false);
-  const save = useAction(async () => {
-    const body = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== ''));
-    await api.put(`/api/servers/${server.slug}/credentials`, { values: body });
-    return true;
-  });
-  const error = save.error instanceof ApiError ? save.error : undefined;
-
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setSaved(false);
-    if (await save.run()) {
-      setValues({});
-      setSaved(true);
-      props.onChanged();
-    }
-  };
-
-  return (
-    <form onSubmit={(e) => void submit(e)} aria-label={`Credentials for ${server.name}`} noValidate>
-      <p className="credential-status" data-testid="credential-status">
-        {credential ? (
-          <>
-            Stored:{' '}
-            {credential.fields.map((f) => (
-              <code key={f}>{f}</code>
-            ))}{' '}
-            <span className="muted">· updated {formatTime(credential.updatedAt)}</span>
-          </>
-        ) : (
-          'No values stored.'
-        )}
-      </p>
-      <div className="form-grid">
-        {server.credentialFields.map((f) => (
-          <TextField
-            key={f.name}
-            label={
-              <>
-                {fieldLabel(f)}
-                {!f.required && <span className="muted"> (optional)</span>}
-              </>
-            }
-            hint={
-              <>
-                {f.description && <>{f.description} </>}
-                {f.label && f.label !== f.name && (
-                  <>
-                    {f.kind === 'env' ? 'Environment variable' : 'Header'} <code>{f.name}</code>.{' '}
-                  </>
-                )}
-                {f.secret && 'Secret: it is never shown again.'}
-              </>
-            }
-            type={f.secret ? 'password' : 'text'}
-            autoComplete={f.secret ? 'new-password' : 'off'}
-            name={f.name}
-            value={values[f.name] ?? ''}
-            placeholder={credential?.fields.includes(f.name) ? 'stored — type to replace' : undefined}
-            onValue={(v) => setValues((old) => ({ ...old, [f.name]: v }))}
-            error={error?.issueAt(`body.values.${f.name}`)}
-          />
-        ))}
-      </div>
-      <ErrorMessage error={save.error} />
-      {saved && (
-        <p className="alert alert-ok" role="status">
-          Saved. Your next connections to {server.name} use these values.
-        </p>
-      )}
-      <div className="actions">
-        <button type="submit" className="button-primary" disabled={save.pending}>
-          {save.pending ? 'Saving…' : credential ? 'Replace values' : 'Save values'}
-        </button>
-        {credential && (
-          <ConfirmButton
-            label="Delete values"
-            ariaLabel={`Delete your values for ${server.name}`}
-            title={`Delete your values for ${server.name}?`}
-            message="The gateway forgets what you stored; connections to this server will not have them until you save them again."
-            confirmLabel="Delete"
-            onConfirm={async () => {
-              await api.delete(`/api/servers/${server.slug}/credentials`);
-              setSaved(false);
-              props.onChanged();
-            }}
-          />
-        )}
-      </div>
-      {credential && <p className="hint">Saving replaces every stored value: fill in all the fields.</p>}
-    </form>
   );
 }
