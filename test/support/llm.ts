@@ -74,16 +74,12 @@ export async function startFakeModel(): Promise<FakeModel> {
       }
       const id = `chatcmpl-${++n}`;
       const created = Math.floor(Date.now() / 1000);
-      const send = (delta: Record<string, unknown>, finish: string | null = null) =>
+      const chunk = (fields: Record<string, unknown>) =>
         res.write(
-          `data: ${JSON.stringify({
-            id,
-            object: 'chat.completion.chunk',
-            created,
-            model: parsed.model,
-            choices: [{ index: 0, delta, finish_reason: finish }],
-          })}\n\n`,
+          `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: parsed.model, ...fields })}\n\n`,
         );
+      const send = (delta: Record<string, unknown>, finish: string | null = null) =>
+        chunk({ choices: [{ index: 0, delta, finish_reason: finish }] });
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       send({ role: 'assistant', content: '' });
       const text = 'text' in reply ? (reply.text ?? '') : '';
@@ -110,16 +106,7 @@ export async function startFakeModel(): Promise<FakeModel> {
       } else {
         send({}, 'stop');
       }
-      res.write(
-        `data: ${JSON.stringify({
-          id,
-          object: 'chat.completion.chunk',
-          created,
-          model: parsed.model,
-          choices: [],
-          usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
-        })}\n\n`,
-      );
+      chunk({ choices: [], usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } });
       res.end('data: [DONE]\n\n');
     })().catch((err: unknown) => {
       res.destroy(err instanceof Error ? err : new Error(String(err)));

@@ -7,7 +7,7 @@ import type {
 } from '@gateway/shared';
 import { AppError, conflict, forbidden, notFound } from '../../platform/http/errors.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
-import type { AuditSink } from '../audit/index.ts';
+import type { AuditEventInput, AuditSink } from '../audit/index.ts';
 import { canReadAudit, type Principal } from '../auth/index.ts';
 import type { CredentialsService, RefreshLock } from '../credentials/index.ts';
 import type { Gateway } from '../gateway/index.ts';
@@ -134,14 +134,7 @@ export class ChatService {
   async createThread(principal: Principal, title: string | undefined): Promise<ThreadView> {
     const id = await this.#repo.insertThread(principal.userId, title ?? DEFAULT_TITLE);
     const row = (await this.#repo.findThread(id))!;
-    this.#audit.record({
-      category: 'chat',
-      action: 'thread.create',
-      status: 'ok',
-      userId: principal.userId,
-      apiKeyId: principal.apiKeyId ?? null,
-      threadId: id,
-    });
+    this.#record(principal, id, { action: 'thread.create' });
     return toThreadView(row, false);
   }
 
@@ -188,15 +181,7 @@ export class ChatService {
     const row = await this.#readable(principal, threadId);
     if (row.userId !== principal.userId) {
       // Reading another user's conversation is itself on record.
-      this.#audit.record({
-        category: 'chat',
-        action: 'thread.review',
-        status: 'ok',
-        userId: principal.userId,
-        apiKeyId: principal.apiKeyId ?? null,
-        threadId,
-        details: { owner: row.userId },
-      });
+      this.#record(principal, threadId, { action: 'thread.review', details: { owner: row.userId } });
     }
     const messages = await this.#repo.listMessages(threadId);
     return { ...toThreadView(row, this.#runs.has(threadId)), messages: messages.map(toMessageView) };
@@ -216,14 +201,7 @@ export class ChatService {
     this.#runs.get(threadId)?.abort.abort(new Error('thread deleted'));
     await this.#credentials.deleteForThread(principal.userId, threadId);
     if (!(await this.#repo.deleteThread(threadId))) throw notFound('thread');
-    this.#audit.record({
-      category: 'chat',
-      action: 'thread.delete',
-      status: 'ok',
-      userId: principal.userId,
-      apiKeyId: principal.apiKeyId ?? null,
-      threadId,
-    });
+    this.#record(principal, threadId, { action: 'thread.delete' });
     this.#events?.thread(threadId, null);
   }
 
@@ -341,18 +319,31 @@ export class ChatService {
         .catch(() => undefined);
       if (row) this.#events?.message(threadId, toMessageView(row));
     }
-    this.#audit.record({
-      category: 'chat',
+    this.#record(principal, threadId, {
       action: 'chat.turn',
       status: outcome.status === 'error' ? 'error' : 'ok',
-      userId: principal.userId,
-      apiKeyId: principal.apiKeyId ?? null,
-      threadId,
       latencyMs: Date.now() - started,
       error: outcome.status === 'error' ? outcome.error : null,
       details: { model: model.name, outcome: outcome.status, steps, toolCalls },
     });
     this.#events?.runState(threadId, false);
+  }
+
+  /** A `chat` audit event by the caller about one thread (status `ok` unless given). */
+  #record(
+    principal: Principal,
+    threadId: string,
+    event: Pick<AuditEventInput, 'action'> &
+      Partial<Omit<AuditEventInput, 'category' | 'userId' | 'threadId'>>,
+  ) {
+    this.#audit.record({
+      category: 'chat',
+      status: 'ok',
+      userId: principal.userId,
+      apiKeyId: principal.apiKeyId ?? null,
+      threadId,
+      ...event,
+    });
   }
 
   /** `{server}__{tool}` names of every tool a server marks sensitive. */
@@ -389,13 +380,8 @@ export class ChatService {
     if (run.userId !== principal.userId) throw notFound('tool call');
     const waiting = run.approvals.get(callId);
     if (!waiting) return false;
-    this.#audit.record({
-      category: 'chat',
+    this.#record(principal, threadId, {
       action: approved ? 'tool.approve' : 'tool.deny',
-      status: 'ok',
-      userId: principal.userId,
-      apiKeyId: principal.apiKeyId ?? null,
-      threadId,
       details: { callId },
     });
     waiting(approved);
