@@ -1,6 +1,6 @@
 import type { ToolCallView } from '@gateway/shared';
 import { describe, expect, it } from 'vitest';
-import { resultText, toModelMessages } from './chat.agent.ts';
+import { modelToolName, resultText, toModelMessages } from './chat.agent.ts';
 import type { MessageRow } from './chat.repository.ts';
 
 const row = (r: Partial<MessageRow> & Pick<MessageRow, 'role'>): MessageRow => ({
@@ -108,5 +108,19 @@ describe('resultText', () => {
       'line one\n[image: image/png]\nembedded text\n[resource: file:///b.bin]\n[resource link: file:///c]',
     );
     expect(resultText({ content: [], structuredContent: { n: 1 } })).toBe('{"n":1}');
+  });
+});
+
+describe('modelToolName', () => {
+  it('keeps names providers accept, and gives others a stable, distinct, valid name', () => {
+    expect(modelToolName('docs__search')).toBe('docs__search');
+    const dotted = modelToolName('files__read.file');
+    const underscored = modelToolName('files__read_file');
+    expect(dotted).toMatch(/^files__read_file_[0-9a-f]{8}$/);
+    expect(underscored).toBe('files__read_file');
+    expect(modelToolName('files__read.file')).toBe(dotted);
+    const long = modelToolName(`${'a'.repeat(40)}__${'b'.repeat(40)}`);
+    expect(long).toMatch(/^[a-zA-Z0-9_-]{1,64}$/);
+    expect(long).not.toBe(modelToolName(`${'a'.repeat(40)}__${'b'.repeat(41)}`));
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createOpenAI } from '@ai-sdk/openai';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult, Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
@@ -58,6 +59,20 @@ export interface TurnOptions {
 /** How a turn ended. `error` is safe to show the user (no response bodies, no secrets). */
 export type TurnOutcome = { status: 'done' } | { status: 'cancelled' } | { status: 'error'; error: string };
 
+const MODEL_TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+
+/**
+ * The name the model sees for a tool. Providers accept only `[a-zA-Z0-9_-]{1,64}` (OpenAI
+ * refuses the whole request otherwise), while MCP tool names may hold dots, slashes or more
+ * characters. A name that does not fit is cleaned and given a hash of the original, so two
+ * tools never share a name and the same tool always gets the same one.
+ */
+export function modelToolName(name: string): string {
+  if (MODEL_TOOL_NAME.test(name)) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  return `${name.replace(/[^a-zA-Z0-9_-]/g, '_').slice(0, 55)}_${hash}`;
+}
+
 /** Rebuilds the model's view of the thread from the stored messages. */
 export function toModelMessages(rows: MessageRow[]): ModelMessage[] {
   const messages: ModelMessage[] = [];
@@ -86,7 +101,7 @@ export function toModelMessages(rows: MessageRow[]): ModelMessage[] {
         content: calls.map((c) => ({
           type: 'tool-result' as const,
           toolCallId: c.id,
-          toolName: c.name,
+          toolName: modelToolName(c.name),
           output:
             c.status === 'denied'
               ? { type: 'execution-denied' as const, reason: c.output ?? 'denied' }
@@ -170,10 +185,13 @@ export async function runTurn(o: TurnOptions): Promise<TurnOutcome> {
     return { status: 'error', error: 'The tools could not be listed through the gateway.' };
   }
   const tools: ToolSet = {};
+  /** Model-facing name → the gateway's name. */
+  const names = new Map<string, string>();
   for (const t of mcpTools) {
+    names.set(modelToolName(t.name), t.name);
     const { server, tool } = partsOf(t.name);
     const sensitive = o.sensitive(t.name);
-    tools[t.name] = dynamicTool({
+    tools[modelToolName(t.name)] = dynamicTool({
       description: t.description ?? t.title ?? t.name,
       inputSchema: jsonSchema(t.inputSchema as Parameters<typeof jsonSchema>[0]),
       execute: async (input, { toolCallId, abortSignal }) => {
@@ -254,10 +272,11 @@ export async function runTurn(o: TurnOptions): Promise<TurnOutcome> {
         // that ran report their own failure through execute).
         const known = calls.get(part.toolCallId);
         if (!known || known.status === 'running') {
-          const { server, tool } = partsOf(part.toolName);
+          const name = names.get(part.toolName) ?? part.toolName;
+          const { server, tool } = partsOf(name);
           update({
             id: part.toolCallId,
-            name: part.toolName,
+            name,
             server,
             tool,
             input: part.input,
