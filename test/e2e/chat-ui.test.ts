@@ -79,16 +79,20 @@ describe.skipIf(!(await hasChromium()))('chat in the web UI (Chromium)', () => {
     expect(await message.inputValue()).toBe('');
   });
 
-  it('keeps the typed text when a message cannot be sent', async () => {
+  it('shows a failed turn as an error in the thread, and takes the next message', async () => {
     // The model fails twice (the agent retries once): the error shows in the thread.
     model.script({ status: 503 }, { status: 503 });
     const message = page.getByLabel('Message', { exact: true });
+    const send = page.getByRole('button', { name: 'Send' });
     await message.fill('Are you there?');
-    await page.getByRole('button', { name: 'Send' }).click();
+    await send.click();
     await expect
       .poll(() => stored().last().textContent())
       .toContain('The language model could not answer (HTTP 503).');
-    await expect.poll(() => page.getByRole('button', { name: 'Send' }).isDisabled()).toBe(true);
+    // The turn is over: the composer takes a message again.
+    await message.fill('Still there?');
+    await expect.poll(() => send.isDisabled()).toBe(false);
+    await message.fill('');
   });
 
   it('lets the admin review the thread and its tool calls in the audit trail', async () => {
