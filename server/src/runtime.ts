@@ -66,6 +66,7 @@ import type { Logger } from './platform/logging/logger.ts';
 import { Metrics } from './platform/metrics/metrics.ts';
 import { metricsRoutes } from './platform/metrics/metrics.routes.ts';
 import { assertUrlAllowed, createGuardedFetch } from './platform/net/ssrf.ts';
+import { LocalChangeFeed, RedisChangeFeed, type ChangeFeed } from './platform/redis/changes.ts';
 import { connectRedis, pingRedis } from './platform/redis/redis.ts';
 import { VERSION } from './version.ts';
 
@@ -79,6 +80,8 @@ export interface Core {
   readonly redis: Redis | undefined;
   readonly jobs: JobRegistry;
   readonly runner: JobRunner;
+  /** Tells the deployment's other processes what to reload (Redis pub/sub; nothing without Redis). */
+  readonly changes: ChangeFeed;
   close(): Promise<void>;
 }
 
@@ -128,6 +131,8 @@ export async function openCore(
           logger,
         })
       : new InProcessJobRunner(jobs, { logger, concurrency: config.jobs.concurrency });
+  const changes: ChangeFeed =
+    redis && config.redis ? new RedisChangeFeed(redis, config.redis.prefix, logger) : new LocalChangeFeed();
   return {
     config,
     logger,
@@ -135,7 +140,9 @@ export async function openCore(
     redis,
     jobs,
     runner,
+    changes,
     async close() {
+      await changes.close();
       redis?.disconnect();
       await database.close();
     },
@@ -220,11 +227,24 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     audit,
     logger,
     guardUrl: (url) => assertUrlAllowed(url, policy),
+    onChange: () => core.changes.publish('registry'),
   });
   const users = new UsersRepository(db);
   const keys = new KeysService(new KeysRepository(db), users, logger);
-  const access = new AccessService({ repo: new AccessRepository(db), audit, logger, refreshMs: 10_000 });
+  const access = new AccessService({
+    repo: new AccessRepository(db),
+    audit,
+    logger,
+    refreshMs: 10_000,
+    onChange: () => core.changes.publish('access'),
+  });
   await access.reload();
+  // Changes made in another process apply here at once (and within the reload intervals
+  // should a message be lost).
+  core.changes.subscribe('registry', () => registry.invalidate());
+  core.changes.subscribe('access', () => {
+    access.reload().catch((err: unknown) => logger.warn({ err }, 'could not reload access rules'));
+  });
   const upstreamHealth = new UpstreamHealthService({
     repo: new MonitoringRepository(db),
     registry,

@@ -46,7 +46,7 @@ describe.skipIf(!ready)('chat across two replicas (PostgreSQL and Redis)', () =>
     await redis.clean();
   });
 
-  it('streams a turn running on one replica to a socket on the other, and takes its approval from there', async () => {
+  it('streams a turn running on one replica to a socket on the other, and takes its approval from there; changes reach every replica at once', async () => {
     const admin = api(a.url, ADMIN_TOKEN);
     expect(
       (await admin.post('/api/servers', everythingStdio('everything', { sensitiveTools: ['get-sum'] })))
@@ -54,9 +54,33 @@ describe.skipIf(!ready)('chat across two replicas (PostgreSQL and Redis)', () =>
     ).toBe(201);
     await grant(admin, 'everything');
     const user = await createUserKey(a, 'replica-user');
-    // B learns of the new server and rule within its refresh intervals; do not wait for them.
-    b.services.registry.invalidate();
+    const principal = {
+      userId: user.user.id,
+      displayName: 'replica-user',
+      role: 'user' as const,
+      via: 'api_key' as const,
+      groups: ['replica-team'],
+    };
+    await expect.poll(() => b.services.registry.get('everything')).toBeDefined();
+
+    // A change on A reaches B's in-memory copies through Redis at once, well before B's own
+    // reloads would (the catalog's copy lives 5 s, the rules are reloaded every 10 s).
+    await b.services.registry.list();
+    expect((await admin.patch('/api/servers/everything', { description: 'changed on A' })).status).toBe(200);
+    await expect
+      .poll(async () => (await b.services.registry.get('everything'))?.description, { timeout: 2_000 })
+      .toBe('changed on A');
+    const onB = (await b.services.registry.get('everything'))!;
     await b.services.access.reload();
+    const other = await admin.post('/api/servers', everythingStdio('everything-team'));
+    expect(other.status).toBe(201);
+    await b.services.access.reload();
+    await expect.poll(() => b.services.registry.get('everything-team')).toBeDefined();
+    const team = (await b.services.registry.get('everything-team'))!;
+    expect(b.services.access.canUseServer(principal, team)).toBe(false);
+    await grant(admin, 'everything-team', { subjectType: 'group', subject: 'replica-team' });
+    await expect.poll(() => b.services.access.canUseServer(principal, team), { timeout: 2_000 }).toBe(true);
+    expect(b.services.access.canUseServer(principal, onB)).toBe(true);
     const thread = (await user.client.post('/api/threads', {})).body.id as string;
 
     const watcher = await connectChat(a.url, user.key);

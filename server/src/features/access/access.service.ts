@@ -31,6 +31,7 @@ export class AccessService {
   readonly #repo: AccessRepository | undefined;
   readonly #audit: AuditSink | undefined;
   readonly #logger: Logger | undefined;
+  readonly #onChange: (() => void) | undefined;
   #rules: CompiledRule[] = [];
   // Reloads can overlap (the timer's and a change's): each is numbered when it starts, and
   // one that finishes after a later one has applied its rows is dropped, so a rule that was
@@ -40,9 +41,17 @@ export class AccessService {
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
-    deps: { repo?: AccessRepository; audit?: AuditSink; logger?: Logger; refreshMs?: number } = {},
+    deps: {
+      repo?: AccessRepository;
+      audit?: AuditSink;
+      logger?: Logger;
+      refreshMs?: number;
+      /** Called after every change made through this service (to tell other processes). */
+      onChange?: () => void;
+    } = {},
   ) {
     this.#repo = deps.repo;
+    this.#onChange = deps.onChange;
     this.#audit = deps.audit;
     this.#logger = deps.logger;
     if (deps.repo && deps.refreshMs) {
@@ -127,6 +136,7 @@ export class AccessService {
       createdBy: principal.userId,
     });
     await this.reload();
+    this.#onChange?.();
     this.#audit?.record({
       category: 'admin',
       action: 'access_rule.create',
@@ -149,6 +159,7 @@ export class AccessService {
     const existing = this.#rules.find((r) => r.id === id);
     if (!(await this.#repo.delete(id))) throw notFound('access rule');
     await this.reload();
+    this.#onChange?.();
     this.#audit?.record({
       category: 'admin',
       action: 'access_rule.delete',

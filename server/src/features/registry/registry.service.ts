@@ -93,6 +93,7 @@ export class RegistryService {
   readonly #logger: Logger;
   readonly #guardUrl: UrlGuard;
   #discoverer: Discoverer | undefined;
+  readonly #onChange: (() => void) | undefined;
   // Changes made through this process invalidate at once; changes made by another replica
   // (or capabilities refreshed by the workers process) show up within CACHE_TTL_MS. Past
   // it, the old copy answers while the reload runs, so lookups never wait on the database.
@@ -104,7 +105,10 @@ export class RegistryService {
     audit: AuditSink;
     logger: Logger;
     guardUrl: UrlGuard;
+    /** Called after every change made through this service (to tell other processes). */
+    onChange?: (() => void) | undefined;
   }) {
+    this.#onChange = deps.onChange;
     this.#repo = deps.repo;
     this.#credentials = deps.credentials;
     this.#audit = deps.audit;
@@ -142,8 +146,15 @@ export class RegistryService {
     return { ...row, resolvedTransport };
   }
 
+  /** Forgets this process's copy; the next lookup reads the database. */
   invalidate(): void {
     this.#snapshot.invalidate();
+  }
+
+  /** After a write here: forget the copy, and tell the other processes to do the same. */
+  #changed(): void {
+    this.#snapshot.invalidate();
+    this.#onChange?.();
   }
 
   async get(slug: string): Promise<ServerRecord | undefined> {
@@ -209,7 +220,7 @@ export class RegistryService {
         clientSecret: input.oauth.clientSecret,
       });
     }
-    this.invalidate();
+    this.#changed();
     this.#audit.record({
       category: 'admin',
       action: 'server.create',
@@ -272,7 +283,7 @@ export class RegistryService {
         await this.#credentials.putServerOAuthClient(row.id, undefined);
       }
     }
-    this.invalidate();
+    this.#changed();
     this.#audit.record({
       category: 'admin',
       action: 'server.update',
@@ -289,7 +300,7 @@ export class RegistryService {
     const current = await this.require(slug);
     await this.#credentials.deleteForServer(current.id);
     await this.#repo.delete(current.id);
-    this.invalidate();
+    this.#changed();
     this.#audit.record({
       category: 'admin',
       action: 'server.delete',
@@ -314,7 +325,7 @@ export class RegistryService {
       update = { capabilitiesError: message.slice(0, 1000), capabilitiesAt: new Date() };
     }
     const row = await this.#repo.update(server.id, update);
-    this.invalidate();
+    this.#changed();
     return toServerView(row!);
   }
 
@@ -323,6 +334,6 @@ export class RegistryService {
     const server = await this.get(slug);
     if (!server) return;
     await this.#repo.update(server.id, { capabilities, capabilitiesAt: new Date(), capabilitiesError: null });
-    this.invalidate();
+    this.#changed();
   }
 }
