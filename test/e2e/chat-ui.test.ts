@@ -112,6 +112,7 @@ describe.skipIf(!(await hasChromium()))('chat in the web UI (Chromium)', () => {
       everythingStdio('creds', {
         credentialFields: [
           { name: 'USER_TOKEN', kind: 'env', secret: true, required: true, label: 'User token' },
+          { name: 'USER_LABEL', kind: 'env', secret: false, required: false, label: 'Label' },
         ],
       }),
     );
@@ -142,11 +143,14 @@ describe.skipIf(!(await hasChromium()))('chat in the web UI (Chromium)', () => {
     await expect.poll(() => creds.getByRole('alert').textContent()).toContain('body.values.USER_TOKEN');
 
     await field.fill(secret);
+    await creds.getByLabel('Label (optional)').fill('thread-label');
     await creds.getByRole('button', { name: 'Save values' }).click();
     await expect
       .poll(() => creds.getByRole('status').textContent())
       .toBe('Saved. The agent uses these values for everything (stdio) creds in this thread.');
-    await expect.poll(() => status.textContent()).toMatch(/^Stored for this thread: USER_TOKEN\./);
+    await expect
+      .poll(() => status.textContent())
+      .toMatch(/^Stored for this thread: USER_LABEL, USER_TOKEN\./);
     expect(await field.inputValue()).toBe('');
     expect(await field.getAttribute('aria-invalid')).toBeNull();
     expect(await field.getAttribute('placeholder')).toBe('stored — type to replace');
@@ -162,22 +166,26 @@ describe.skipIf(!(await hasChromium()))('chat in the web UI (Chromium)', () => {
     const listed = await ctx.admin.get('/api/credentials');
     expect(listed.status).toBe(200);
     expect(listed.body.credentials).toContainEqual(
-      expect.objectContaining({ serverSlug: 'creds', threadId, kind: 'values', fields: ['USER_TOKEN'] }),
+      expect.objectContaining({ serverSlug: 'creds', threadId, kind: 'values' }),
     );
     expect(JSON.stringify(listed.body)).not.toContain(secret);
 
-    // The agent's tool call in this thread runs with the thread's value.
+    // The agent's tool call in this thread runs with the thread's values; the secret one is
+    // redacted before the model (or the page) sees what the tool printed.
+    const envVar = (env: string, name: string) =>
+      new RegExp(`"${name}":\\s*"([^"]*)"`).exec(env)?.[1] ?? 'missing';
     model.script({ toolCalls: [{ name: 'creds__get-env', arguments: {} }] }, (req) => ({
-      text: `The token here is ${/"USER_TOKEN":\s*"([^"]*)"/.exec(lastToolResult(req))?.[1] ?? 'missing'}.`,
+      text: `Label ${envVar(lastToolResult(req), 'USER_LABEL')}, token ${envVar(lastToolResult(req), 'USER_TOKEN')}.`,
     }));
     const message = page.getByLabel('Message', { exact: true });
     await message.fill('Which token do you see?');
     await message.press('Enter');
     await expect
       .poll(() => stored().last().locator('.message-text').textContent())
-      .toBe(`The token here is ${secret}.`);
+      .toBe('Label thread-label, token [redacted].');
     await expect.poll(() => log().locator('[data-tool-call]').last().getAttribute('data-status')).toBe('ok');
     expect((await inputValues()).filter((v) => v.includes(secret))).toEqual([]);
+    expect(await page.content()).not.toContain(secret);
   });
 
   it('renames and deletes a thread', async () => {

@@ -8,8 +8,10 @@ import { createUserKey, grant, useServer } from '../support/server.ts';
 const MODEL_KEY = 'sk-model-key-for-the-gateway-0123456789';
 const model = await startFakeModel();
 
-/** The value of USER_TOKEN in server-everything's `get-env` output. */
-const tokenIn = (env: string) => /"USER_TOKEN":\s*"([^"]*)"/.exec(env)?.[1];
+/** The value of a variable in server-everything's `get-env` output. */
+const envVar = (env: string, name: string) => new RegExp(`"${name}":\\s*"([^"]*)"`).exec(env)?.[1];
+const tokenIn = (env: string) => envVar(env, 'USER_TOKEN');
+const labelIn = (env: string) => envVar(env, 'USER_LABEL');
 
 describe('chat: threads, the agent and its tools through the gateway', () => {
   const ctx = useServer('pglite', {
@@ -22,7 +24,12 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
   afterAll(() => model.close());
 
   const setup = async () => {
-    const field = [{ name: 'USER_TOKEN', kind: 'env', secret: true, required: true }];
+    // USER_TOKEN is a secret (redacted wherever it shows); USER_LABEL is not, so the tests can
+    // see which stored credential a call used.
+    const field = [
+      { name: 'USER_TOKEN', kind: 'env', secret: true, required: true },
+      { name: 'USER_LABEL', kind: 'env', secret: false, required: false },
+    ];
     const created = await ctx.admin.post(
       '/api/servers',
       everythingStdio('everything', { credentialFields: field, sensitiveTools: ['get-sum'] }),
@@ -44,17 +51,18 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
     const since = new Date();
     const alice = await createUserKey(ctx.server, 'alice-turn');
     await alice.client.put('/api/servers/everything/credentials', {
-      values: { USER_TOKEN: 'alice-user-wide' },
+      values: { USER_TOKEN: 'alice-user-wide-secret', USER_LABEL: 'alice-user' },
     });
     const thread = (await alice.client.post('/api/threads', {})).body as { id: string; title: string };
     expect(thread.title).toBe('New thread');
+    const threadSecret = 'alice-thread-one-secret';
     await alice.client.put('/api/servers/everything/credentials', {
-      values: { USER_TOKEN: 'alice-thread-one' },
+      values: { USER_TOKEN: threadSecret, USER_LABEL: 'alice-thread-one' },
       threadId: thread.id,
     });
 
     model.script({ toolCalls: [{ name: 'everything__get-env', arguments: {} }] }, (req) => ({
-      text: `Your token here is ${tokenIn(lastToolResult(req))}.`,
+      text: `This thread's label is ${labelIn(lastToolResult(req))}, its token ${tokenIn(lastToolResult(req))}.`,
     }));
     const chat = await connectChat(ctx.server.url, alice.key);
     try {
@@ -82,7 +90,8 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
         .filter((e) => e.name === 'message:delta')
         .map((e) => e.body.text as string)
         .join('');
-      expect(streamed).toBe('Your token here is alice-thread-one.');
+      // The thread's credential was used, and its secret never reached the model.
+      expect(streamed).toBe("This thread's label is alice-thread-one, its token [redacted].");
       // The thread took its title from the first message.
       expect(
         chat.events.some(
@@ -98,8 +107,9 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
     expect(detail.messages.map((m: ChatMessageView) => [m.role, m.text, m.toolCalls.length])).toEqual([
       ['user', 'Which token do I use?', 0],
       ['assistant', '', 1],
-      ['assistant', 'Your token here is alice-thread-one.', 0],
+      ['assistant', "This thread's label is alice-thread-one, its token [redacted].", 0],
     ]);
+    expect(JSON.stringify(detail)).not.toContain(threadSecret);
     expect(detail.messages[1]!.toolCalls[0]).toMatchObject({ status: 'ok', sensitive: false });
 
     // The model got the gateway's tools, the gateway's own key (never a user's), and the result.
@@ -107,7 +117,9 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
     expect(first!.authorization).toBe(`Bearer ${MODEL_KEY}`);
     expect(first!.tools?.map((t) => t.function.name)).toContain('everything__get-env');
     expect(first!.messages.at(-1)).toMatchObject({ role: 'user', content: 'Which token do I use?' });
-    expect(tokenIn(lastToolResult(second!))).toBe('alice-thread-one');
+    expect(labelIn(lastToolResult(second!))).toBe('alice-thread-one');
+    expect(tokenIn(lastToolResult(second!))).toBe('[redacted]');
+    expect(JSON.stringify(model.requests)).not.toContain(threadSecret);
 
     // The tool call went through the gateway's audit, as the thread's.
     const call = await waitForAudit(
@@ -124,17 +136,19 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
     });
     expect(turn.details).toMatchObject({ outcome: 'done', steps: 2, toolCalls: 1 });
     const trail = JSON.stringify((await ctx.admin.get(`/api/audit?threadId=${thread.id}&limit=500`)).body);
-    expect(trail).not.toContain('alice-thread-one');
+    expect(trail).not.toContain(threadSecret);
     expect(trail).not.toContain(MODEL_KEY);
   });
 
   it('never uses thread T1’s credential in thread T2', async () => {
     const alice = await createUserKey(ctx.server, 'alice-t2');
-    await alice.client.put('/api/servers/everything/credentials', { values: { USER_TOKEN: 'alice-own' } });
+    await alice.client.put('/api/servers/everything/credentials', {
+      values: { USER_TOKEN: 'alice-own-secret', USER_LABEL: 'alice-own' },
+    });
     const t1 = (await alice.client.post('/api/threads', { title: 'T1' })).body.id as string;
     const t2 = (await alice.client.post('/api/threads', { title: 'T2' })).body.id as string;
     await alice.client.put('/api/servers/everything/credentials', {
-      values: { USER_TOKEN: 'only-for-t1' },
+      values: { USER_TOKEN: 't1-only-secret', USER_LABEL: 'only-for-t1' },
       threadId: t1,
     });
     const seen: Record<string, string | undefined> = {};
@@ -145,7 +159,7 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
         ['t2', t2],
       ] as const) {
         model.script({ toolCalls: [{ name: 'everything__get-env', arguments: {} }] }, (req) => {
-          seen[name] = tokenIn(lastToolResult(req));
+          seen[name] = labelIn(lastToolResult(req));
           return { text: 'done' };
         });
         await chat.socket.emitWithAck('thread:join', { threadId: id });

@@ -46,6 +46,12 @@ export interface TurnOptions {
   history: MessageRow[];
   /** The gateway session the agent's tools go through (already connected, thread scope). */
   mcp: Client;
+  /**
+   * Replaces the credential values the session injected upstream. Applied to every tool
+   * result before the model, the thread or its reviewers see it: the user's secrets never
+   * travel to the model's provider, even when a tool echoes them.
+   */
+  redact: <T>(value: T) => T;
   /** Tools a person approves call by call: `{server}__{tool}` names. */
   sensitive: (name: string) => boolean;
   /** Resolves true to run a sensitive call, false to refuse it. */
@@ -228,11 +234,11 @@ export async function runTurn(o: TurnOptions): Promise<TurnOutcome> {
               resetTimeoutOnProgress: true,
             },
           )) as CallToolResult;
-          const output = resultText(result);
+          const output = o.redact(resultText(result));
           update({ ...base, status: result.isError ? 'error' : 'ok', output });
           return result.isError ? `The tool reported an error: ${output}` : output;
         } catch (err) {
-          const output = (err as Error).message || 'the call failed';
+          const output = o.redact((err as Error).message || 'the call failed');
           update({ ...base, status: 'error', output });
           return `The call failed: ${output}`;
         }

@@ -273,7 +273,7 @@ export class ChatService {
     try {
       const history = await this.#repo.listMessages(threadId);
       const sensitive = await this.#sensitiveTools();
-      const mcp = await this.#gateway.connectInProcess(
+      const { client: mcp, redact } = await this.#gateway.connectInProcess(
         { principal, threadId },
         { name: 'chat-agent', version: '1' },
       );
@@ -284,6 +284,7 @@ export class ChatService {
           maxSteps: this.#settings.maxSteps,
           history,
           mcp,
+          redact,
           sensitive: (name) => sensitive.has(name),
           approve: (call) => this.#waitForApproval(run, call, signal),
           admit: async (call) => {

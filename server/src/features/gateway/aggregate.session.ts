@@ -52,6 +52,8 @@ interface Member {
   /** The member needs the user to connect their account (OAuth): calls to it get this error. */
   authorizationRequired?: RpcError;
   capabilities?: Json;
+  /** The credential values injected into this member's upstream (once it connected). */
+  secrets: () => readonly string[];
 }
 
 interface Internal {
@@ -111,6 +113,11 @@ export class AggregateSession {
     this.#downstream.onmessage = (m) => this.#onClientMessage(m);
     this.#downstream.onclose = () => void this.close();
     await this.#downstream.start();
+  }
+
+  /** Every credential value injected into this session's upstreams, for redacting them. */
+  secretValues(): string[] {
+    return [...new Set([...this.#members.values()].flatMap((m) => m.secrets()))];
   }
 
   standaloneStreamOpened(): void {
@@ -211,7 +218,14 @@ export class AggregateSession {
         },
         onNotification: (direction, n) => this.#gateway.auditNotification(direction, n, base()),
       });
-      const member: Member = { server, link, relay, state: 'starting', ready: Promise.resolve() };
+      const member: Member = {
+        server,
+        link,
+        relay,
+        state: 'starting',
+        ready: Promise.resolve(),
+        secrets: () => secrets,
+      };
       member.ready = (async () => {
         await relay.start();
         const response = await this.#internalRequest(

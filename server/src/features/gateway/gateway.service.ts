@@ -497,11 +497,13 @@ export class Gateway {
    * An MCP client inside this process on an aggregate session of its own, for the chat
    * agent: the same routing, access rules, credential scope (the thread's) and audit as an
    * external client on `/mcp`, without HTTP in between. Close the client to end the session.
+   * `redact` replaces the credential values the session injected upstream wherever they
+   * appear (a tool that echoes its environment), as the audit trail does.
    */
   async connectInProcess(
     context: SessionContext,
     clientInfo: { name: string; version: string },
-  ): Promise<Client> {
+  ): Promise<{ client: Client; redact: <T>(value: T) => T }> {
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
     // Audit events and upstream sessions are keyed by the downstream session id.
     serverSide.sessionId = randomUUID();
@@ -521,7 +523,7 @@ export class Gateway {
       await aggregate.close();
       throw err;
     }
-    return client;
+    return { client, redact: (value) => scrub(value, aggregate.secretValues()) };
   }
 
   /** Policy on every request: tool-level access for tools/call. */
