@@ -227,13 +227,19 @@ export class ChatService {
     return new Promise<ChatMessageView>((resolve, reject) => {
       // Held a little longer than a turn may last, so a replica that died frees it.
       const lease = this.#settings.turnTimeoutMs + 60_000;
+      let stored = false;
       const turn = this.#lock
         .run(`chat-turn:${threadId}`, lease, async () => {
-          const stored = await this.#repo.insertMessage({ threadId, role: 'user', text });
-          const message = toMessageView(stored);
+          const message = toMessageView(await this.#repo.insertMessage({ threadId, role: 'user', text }));
+          stored = true;
           resolve(message);
           this.#events?.message(threadId, message);
-          if (thread.title === DEFAULT_TITLE) await this.#autoTitle(thread, text);
+          if (thread.title === DEFAULT_TITLE) {
+            // A title is a nicety: the turn runs without it.
+            await this.#autoTitle(thread, text).catch((err: unknown) =>
+              this.#logger.warn({ err, threadId }, 'could not title the thread'),
+            );
+          }
           await this.#turn(principal, thread, model, run);
         })
         .then(
@@ -241,8 +247,9 @@ export class ChatService {
             if (!r.ran) reject(conflict('the agent is still answering in this thread: wait, or stop it'));
           },
           (err: unknown) => {
-            // Before the message was stored, the caller hears of it; after, the turn logged it.
-            reject(err instanceof Error ? err : new Error(String(err)));
+            // Before the message was stored, the caller hears of it; after, only the log can.
+            if (stored) this.#logger.error({ err, threadId }, 'chat turn failed');
+            else reject(err instanceof Error ? err : new Error(String(err)));
           },
         )
         .finally(() => {
