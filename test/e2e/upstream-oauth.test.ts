@@ -6,6 +6,7 @@ import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { discoverOAuthServerInfo, refreshAuthorization } from '@modelcontextprotocol/sdk/client/auth.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -358,6 +359,37 @@ describe.skipIf(!(await hasChromium()))('upstream OAuth: the gateway as OAuth cl
     } finally {
       for (const c of connections) c.disconnect();
       await prefix.clean();
+    }
+  });
+
+  it('puts the SDK’s own refreshes (after a 401) under the lock: two at once with one refresh token keep the grant', async () => {
+    const s = state.server.services;
+    const server = (await s.registry.get('secured'))!;
+    const row = await oauthRow();
+    const { provider } = await s.upstreamOAuth.providerFor(server, { userId: row['user_id'] as string });
+    const info = await discoverOAuthServerInfo(upstream.url, { fetchFn: fetch });
+    const client = (await s.upstreamOAuth.readClient(server))!;
+    // What the SDK's transport does on a 401: refresh with the refresh token it last read.
+    const stale = (await provider.tokens())!.refresh_token!;
+    const sdkRefresh = () =>
+      refreshAuthorization(String(info.authorizationServerUrl), {
+        metadata: info.authorizationServerMetadata,
+        clientInformation: client,
+        refreshToken: stale,
+        resource: new URL(upstream.resource),
+        fetchFn: provider.serializedRefreshFetch(fetch),
+      });
+    const consumed = upstream.events.refreshTokensConsumed;
+    const results = await Promise.all([sdkRefresh(), sdkRefresh()]);
+    // One after the other, each with the newest refresh token: two rotations, no reuse.
+    expect(results.every((r) => typeof r.access_token === 'string')).toBe(true);
+    expect(upstream.events.refreshTokensConsumed).toBe(consumed + 2);
+    expect((await oauthRow())['status']).toBe('ok');
+    const mcp = await connect(mcpUrl, ADMIN_TOKEN);
+    try {
+      expect(text(await mcp.callTool({ name: 'whoami', arguments: {} }))).toBe('alice');
+    } finally {
+      await mcp.close();
     }
   });
 

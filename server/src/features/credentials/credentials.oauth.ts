@@ -606,6 +606,60 @@ export class UpstreamOAuthService {
     }
   }
 
+  /**
+   * @internal Sends a refresh-token grant the SDK built (after a 401) under the token's
+   * refresh lock, waiting for the lock when another refresh holds it. Inside, the request
+   * carries the newest stored refresh token (another refresh may have rotated it since the
+   * SDK read it), and a successful answer is stored before the lock is released.
+   */
+  async refreshThroughLock(
+    owner: CredentialOwner,
+    base: typeof fetch,
+    input: string | URL | Request,
+    init: RequestInit,
+  ): Promise<Response> {
+    const first = await this.#d.repo.find(owner);
+    if (!first) return base(input, init);
+    const deadline = Date.now() + REFRESH_LOCK_MS;
+    for (;;) {
+      const attempt = await this.#d.lock.run(`oauth-refresh:${first.id}`, REFRESH_LOCK_MS, async () => {
+        const row = await this.#d.repo.findById(first.id);
+        const stored = row?.status === 'ok' ? this.#openTokens(row) : undefined;
+        const body = new URLSearchParams(String(init.body));
+        if (stored?.tokens.refresh_token) body.set('refresh_token', stored.tokens.refresh_token);
+        const res = await base(input, { ...init, body });
+        if (row && stored && res.ok) {
+          const tokens = (await res
+            .clone()
+            .json()
+            .catch(() => undefined)) as OAuthTokens | undefined;
+          if (tokens?.access_token) {
+            const next: StoredTokens = {
+              tokens: { ...tokens, issuer: stored.tokens.issuer },
+              obtainedAt: Date.now(),
+            };
+            await this.#d.repo.replaceIfUnchanged(row.id, row.ciphertext, this.#sealTokens(row, next));
+            this.#d.audit.record({
+              category: 'credential',
+              action: 'credential.refresh',
+              status: 'ok',
+              userId: row.userId,
+              serverSlug: (await this.#d.serverById(row.serverId))?.slug ?? null,
+              threadId: row.threadId || null,
+              credentialScope: row.threadId ? 'thread' : 'user',
+              details: { trigger: 'after_401' },
+            });
+          }
+        }
+        this.#d.onRefresh?.(res.ok ? 'ok' : 'failed');
+        return res;
+      });
+      if (attempt.ran) return attempt.value;
+      if (Date.now() > deadline) return base(input, init);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   /** @internal Marks tokens the authorization server refused, if they are still the stored ones. */
   async invalidateTokens(row: CredentialRow, slug: string, reason: string): Promise<void> {
     if (await this.#d.repo.markNeedsConsent(row.id, row.ciphertext)) {
@@ -714,6 +768,14 @@ export class UpstreamOAuthService {
  * The gateway has no browser: `redirectToAuthorization` records the URL on a pending
  * authorization, and the caller gives the user a link to it.
  */
+/** A token request for the refresh-token grant (the SDK sends form-encoded bodies). */
+function isRefreshGrant(init: RequestInit | undefined): boolean {
+  if (!init?.body || (init.method ?? 'GET').toUpperCase() !== 'POST') return false;
+  const body = init.body;
+  if (!(body instanceof URLSearchParams) && typeof body !== 'string') return false;
+  return new URLSearchParams(String(body)).get('grant_type') === 'refresh_token';
+}
+
 export class VaultOAuthProvider implements OAuthClientProvider {
   readonly #svc: UpstreamOAuthService;
   readonly #target: OAuthTarget;
@@ -799,6 +861,21 @@ export class VaultOAuthProvider implements OAuthClientProvider {
 
   async saveTokens(tokens: OAuthTokens): Promise<void> {
     this.#entry = await this.#svc.saveTokens(this.#owner, tokens);
+  }
+
+  /**
+   * The fetch for this connection's transport. The SDK refreshes by itself after a 401,
+   * outside the refresh lock, with the refresh token it read a moment ago; two such
+   * refreshes (two requests that both got a 401, or one beside the job) would present the
+   * same refresh token twice, and an authorization server that rotates them revokes the
+   * whole grant on the second. So a refresh-token grant sent through here waits for the
+   * lock, presents the newest stored refresh token, and stores the answer before letting go.
+   */
+  serializedRefreshFetch(base: typeof fetch): typeof fetch {
+    return (async (input: string | URL | Request, init?: RequestInit) => {
+      if (this.#mode !== 'use' || !isRefreshGrant(init)) return base(input, init);
+      return this.#svc.refreshThroughLock(this.#owner, base, input, init!);
+    }) as typeof fetch;
   }
 
   async redirectToAuthorization(authorizationUrl: URL): Promise<void> {

@@ -245,6 +245,7 @@ export class Gateway {
       const upstreamAuth = {
         provider,
         authorizationRequired: () => new UpstreamAuthorizationRequired(server.slug, provider.connectUrl),
+        wrapFetch: (f: typeof fetch) => provider.serializedRefreshFetch(f),
       };
       return {
         transport: remoteUpstream(server, identity, this.#deps.upstreamFetch, upstreamAuth),

@@ -189,6 +189,11 @@ export interface UpstreamAuth {
   readonly provider: OAuthClientProvider;
   /** Replaces the SDK's UnauthorizedError (it says nothing about what the user should do). */
   readonly authorizationRequired: () => Error;
+  /**
+   * Wraps the transport's fetch, which the SDK also uses for its own token requests (the
+   * refresh after a 401): the provider puts those under the refresh lock.
+   */
+  readonly wrapFetch?: (fetch: typeof globalThis.fetch) => typeof globalThis.fetch;
 }
 
 /**
@@ -226,15 +231,18 @@ export function remoteUpstream(
   };
   const url = new URL(t.url);
   const authProvider = upstreamAuth?.provider;
+  const transportFetch = upstreamAuth?.wrapFetch
+    ? upstreamAuth.wrapFetch(livenessFetch as typeof fetch)
+    : (livenessFetch as typeof fetch);
   if (t.type === 'sse') {
     transport = new SSEClientTransport(url, {
-      fetch: livenessFetch as typeof fetch,
+      fetch: transportFetch,
       requestInit: { headers },
       ...(authProvider ? { authProvider } : {}),
     });
   } else {
     transport = new StreamableHTTPClientTransport(url, {
-      fetch: livenessFetch as typeof fetch,
+      fetch: transportFetch,
       requestInit: { headers, redirect: 'manual' },
       ...(authProvider ? { authProvider } : {}),
       reconnectionOptions: {
