@@ -1,5 +1,5 @@
 import type { ToolCallView } from '@gateway/shared';
-import { and, asc, count, desc, eq, sql } from 'drizzle-orm';
+import { asc, desc, eq, sql } from 'drizzle-orm';
 import type { Database } from '../../platform/db/database.ts';
 import { users } from '../users/users.schema.ts';
 import { chatMessages, chatThreads } from './chat.schema.ts';
@@ -68,14 +68,6 @@ export class ChatRepository {
     return rows.length > 0;
   }
 
-  async countThreads(userId: string): Promise<number> {
-    const [row] = await this.#db
-      .select({ n: count() })
-      .from(chatThreads)
-      .where(eq(chatThreads.userId, userId));
-    return row?.n ?? 0;
-  }
-
   /** Appends a message and marks the thread as active now. */
   async insertMessage(values: {
     threadId: string;
@@ -105,7 +97,7 @@ export class ChatRepository {
     return this.#db
       .select()
       .from(chatMessages)
-      .where(and(eq(chatMessages.threadId, threadId)))
+      .where(eq(chatMessages.threadId, threadId))
       .orderBy(asc(chatMessages.seq));
   }
 }
