@@ -768,12 +768,13 @@ export class UpstreamOAuthService {
  * The gateway has no browser: `redirectToAuthorization` records the URL on a pending
  * authorization, and the caller gives the user a link to it.
  */
-/** A token request for the refresh-token grant (the SDK sends form-encoded bodies). */
+/**
+ * A token request for the refresh-token grant. The SDK sends token requests with a
+ * URLSearchParams body; MCP messages have string bodies, so they pass this check without
+ * being parsed (it runs on every upstream request of an OAuth server).
+ */
 function isRefreshGrant(init: RequestInit | undefined): boolean {
-  if (!init?.body || (init.method ?? 'GET').toUpperCase() !== 'POST') return false;
-  const body = init.body;
-  if (!(body instanceof URLSearchParams) && typeof body !== 'string') return false;
-  return new URLSearchParams(String(body)).get('grant_type') === 'refresh_token';
+  return init?.body instanceof URLSearchParams && init.body.get('grant_type') === 'refresh_token';
 }
 
 export class VaultOAuthProvider implements OAuthClientProvider {
