@@ -6,6 +6,13 @@ import { runProcess } from './platform/process.ts';
 
 await runProcess('server', async () => {
   const config = loadConfig(process.env);
+  if (config.redis && config.database.kind === 'pglite') {
+    // With Redis the server only queues jobs and the workers process runs them; the embedded
+    // database opens in one process only, so those jobs would never run.
+    throw new Error(
+      'REDIS_URL needs DATABASE_URL: with Redis, jobs run in a separate workers process, and the embedded database (PGlite) opens in one process only. Set DATABASE_URL to a PostgreSQL database, or unset REDIS_URL to run everything in this process',
+    );
+  }
   const logger = createLogger({ level: config.log.level, name: 'server' });
   const server = await startServer(config, logger);
   logger.info(

@@ -78,7 +78,7 @@ describe('the server process on the embedded default', () => {
       { DATABASE_URL: 'postgres://gw:hunter2@127.0.0.1:1/gw', DATABASE_CONNECT_TIMEOUT_MS: '2000' },
       /^server: cannot connect to PostgreSQL at 127\.0\.0\.1:1\/gw: /m,
     ],
-    [{ REDIS_URL: 'redis://127.0.0.1:1' }, /^server: cannot connect to Redis at 127\.0\.0\.1:1: /m],
+    [{ REDIS_URL: 'redis://127.0.0.1:6379' }, /^server: REDIS_URL needs DATABASE_URL: /m],
   ])('exits 1 with one clear line for %o', async (env, message) => {
     const p = spawnEntry('server/src/main.ts', { PORT: '0', DATA_DIR: tempDir(), ...env });
     expect(await p.exited).toBe(1);
@@ -152,6 +152,29 @@ describe.skipIf(!((await hasPostgres()) && (await hasRedis())))(
       const p = spawnEntry('workers/src/main.ts', { DATA_DIR: tempDir() });
       expect(await p.exited).toBe(1);
       expect(p.output()).toMatch(/^workers: REDIS_URL is not set/m);
+    });
+
+    it('the workers process refuses the embedded database, which the server alone may open', async () => {
+      const p = spawnEntry('workers/src/main.ts', {
+        DATA_DIR: tempDir(),
+        REDIS_URL: 'redis://127.0.0.1:6379',
+      });
+      expect(await p.exited).toBe(1);
+      expect(p.output()).toMatch(/^workers: DATABASE_URL is not set: /m);
+    });
+
+    it('the server exits 1 with one clear line when Redis does not answer', async () => {
+      const db = await createTestDatabase('postgres');
+      cleanups.push(() => db.drop());
+      const p = spawnEntry('server/src/main.ts', {
+        PORT: '0',
+        DATA_DIR: tempDir(),
+        DATABASE_URL: db.url,
+        REDIS_URL: 'redis://127.0.0.1:1',
+      });
+      expect(await p.exited).toBe(1);
+      expect(p.output()).toMatch(/^server: cannot connect to Redis at 127\.0\.0\.1:1: /m);
+      expect(p.output()).not.toMatch(/\n\s+at /);
     });
   },
 );

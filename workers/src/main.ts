@@ -11,6 +11,11 @@ await runProcess('workers', async () => {
       'REDIS_URL is not set: without Redis the server runs jobs itself and no workers process is needed',
     );
   }
+  if (config.database.kind === 'pglite') {
+    throw new Error(
+      'DATABASE_URL is not set: the workers process shares a PostgreSQL database with the servers (the embedded PGlite database belongs to the server process alone)',
+    );
+  }
   const logger = createLogger({ level: config.log.level, name: 'workers' });
   const core = await openCore(config, logger, { role: 'workers' });
   // The same feature services as the server (registry, credentials, gateway, audit): job
