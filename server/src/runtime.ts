@@ -389,7 +389,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       sessions: () => observed.gateway.sessionCount,
       warmProcesses: () => observed.gateway.warmProcesses,
       jobQueue: () => core.runner.depth(),
-      auditPending: () => observed.audit.pending,
+      auditPending: () => observed.audit.pendingDetail.buffered,
+      auditSpooled: () => observed.audit.pendingDetail.spooled,
       // With Redis the health checks run in the workers process: read their verdicts back
       // (in-process, the onUpstreamStatus hook above sets them as each check ends).
       ...(core.runner.kind === 'bullmq'

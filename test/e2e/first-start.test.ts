@@ -45,6 +45,7 @@ function copyWorkingTree(to: string): void {
 
 /** The environment of a newcomer's shell: nothing of the test runner's. */
 function newcomerEnv(port: number): Record<string, string> {
+  // eslint-disable-next-line no-restricted-properties -- only the shell's PATH and HOME pass on
   return { PATH: process.env['PATH']!, HOME: process.env['HOME'] ?? clone, PORT: String(port) };
 }
 

@@ -116,6 +116,7 @@ describe.skipIf(!((await hasPostgres()) && (await hasRedis())))(
         REDIS_PREFIX: redis.prefix,
         JOBS_HEARTBEAT_INTERVAL_MS: '1000',
         DATA_DIR: tempDir(),
+        WORKERS_METRICS_PORT: '0',
       };
       const server = await spawnServer(env);
       cleanups.push(async () => server.kill('SIGKILL'));

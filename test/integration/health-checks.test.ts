@@ -13,6 +13,7 @@ import { tempDir, testLogger } from '../support/config.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import {
   everythingStdio,
+  freePort,
   registerServer,
   remoteHttp,
   startEverythingHttp,
@@ -201,6 +202,7 @@ describe.runIf(multiProcess)('health checks run by the workers process on BullMQ
   let redis: ReturnType<typeof testRedisPrefix>;
   let server: RunningServer;
   let workers: SpawnedProcess;
+  let workersMetrics: string;
   let upstream: EverythingHttp;
   let admin: Api;
 
@@ -218,7 +220,9 @@ describe.runIf(multiProcess)('health checks run by the workers process on BullMQ
       UPSTREAM_ALLOW_LOOPBACK: 'true',
       HEALTH_CHECK_INTERVAL_MS: String(INTERVAL_MS),
       HEALTH_CHECK_TIMEOUT_MS: '5000',
+      WORKERS_METRICS_PORT: String(await freePort()),
     };
+    workersMetrics = `http://127.0.0.1:${env.WORKERS_METRICS_PORT}/metrics`;
     // The server only produces jobs here; the checks run in the workers process.
     server = await startServer(
       loadConfig({ NODE_ENV: 'test', PORT: '0', LOG_LEVEL: 'silent', ...env }),
@@ -246,6 +250,10 @@ describe.runIf(multiProcess)('health checks run by the workers process on BullMQ
     const up = await waitForHealth(admin, 'bq-http', (h) => h.status === 'up', 15_000);
     expect(up.latencyMs).toEqual(expect.any(Number));
     expect(await aggregateTools(server.url, ADMIN_TOKEN)).toContain('bq-http__echo');
+    // The process that ran the check exports its verdict for Prometheus too.
+    expect(await (await fetch(workersMetrics)).text()).toMatch(
+      /^gateway_upstream_up\{server="bq-http"\} 1$/m,
+    );
 
     await upstream.stop();
     await waitForHealth(admin, 'bq-http', (h) => h.status === 'down', 15_000);

@@ -1,6 +1,11 @@
-// The workers process: consumes the BullMQ queue (REDIS_URL required). Never listens on HTTP.
+// The workers process: consumes the BullMQ queue (REDIS_URL required). Serves no API; its
+// only listener is GET /metrics and /healthz for Prometheus (WORKERS_METRICS_PORT, 0: none).
+import express from 'express';
 import { loadConfig } from '@gateway/server/platform/config/config.ts';
+import { listen, type RunningHttpServer } from '@gateway/server/platform/http/http-server.ts';
 import { createLogger } from '@gateway/server/platform/logging/logger.ts';
+import { Metrics } from '@gateway/server/platform/metrics/metrics.ts';
+import { metricsRoutes } from '@gateway/server/platform/metrics/metrics.routes.ts';
 import { runProcess } from '@gateway/server/platform/process.ts';
 import { buildServices, openCore, type Services } from '@gateway/server/runtime.ts';
 
@@ -18,13 +23,41 @@ await runProcess('workers', async () => {
   }
   const logger = createLogger({ level: config.log.level, name: 'workers' });
   const core = await openCore(config, logger, { role: 'workers' });
+  // The jobs that run here (token refreshes, health checks) count into this process's own
+  // metrics, which only its own listener can show.
+  const metrics = new Metrics();
   // The same feature services as the server (registry, credentials, gateway, audit): job
   // handlers call them, and buildServices defines the jobs that need them.
   let services: Services | undefined;
+  let http: RunningHttpServer | undefined;
   try {
-    services = await buildServices(core);
+    services = await buildServices(core, {
+      metrics,
+      onUpstreamStatus: (slug, status, latencyMs) => metrics.setUpstreamHealth(slug, status, latencyMs),
+    });
+    const observed = services;
+    metrics.observe({
+      jobQueue: () => core.runner.depth(),
+      auditPending: () => observed.audit.pendingDetail.buffered,
+      auditSpooled: () => observed.audit.pendingDetail.spooled,
+    });
+    if (config.metrics.workersPort) {
+      const app = express();
+      app.disable('x-powered-by');
+      app.get('/healthz', (_req, res) => {
+        res.json({ status: 'ok' });
+      });
+      app.use(metricsRoutes(metrics, { token: config.metrics.token }));
+      app.use((_req, res) => {
+        res.status(404).json({
+          error: { code: 'not_found', message: 'the workers process serves only /metrics and /healthz' },
+        });
+      });
+      http = await listen(app, config.http.host, config.metrics.workersPort);
+    }
     await core.runner.start();
   } catch (err) {
+    await http?.close(1_000);
     await core.runner.stop(1_000).catch(() => {});
     services?.access.stop();
     await services?.audit.stop(1_000).catch(() => {});
@@ -32,7 +65,11 @@ await runProcess('workers', async () => {
     throw err;
   }
   const running = services;
-  logger.info({ database: core.database.kind }, 'workers consuming jobs');
+  const listener = http;
+  logger.info(
+    { database: core.database.kind, metrics: listener ? `${listener.url}/metrics` : 'off' },
+    'workers consuming jobs',
+  );
   return {
     timeoutMs: config.shutdownTimeoutMs,
     logger,
@@ -40,6 +77,7 @@ await runProcess('workers', async () => {
       const started = Date.now();
       const budget = config.shutdownTimeoutMs;
       await core.runner.stop(Math.max(100, budget - 1_000));
+      await listener?.close(500);
       await running.gateway.close();
       running.access.stop();
       await running.audit.stop(Math.max(100, budget - (Date.now() - started) - 300));

@@ -142,6 +142,12 @@ const envSchema = z.object({
     emptyToUndefined,
     z.string().min(16, 'must be at least 16 characters').max(512).optional(),
   ),
+  /**
+   * Port on which the workers process serves GET /metrics (and /healthz) for Prometheus, on
+   * HOST; 0: none. The workers process runs the token refreshes and health checks whose
+   * counters would otherwise never be scraped.
+   */
+  WORKERS_METRICS_PORT: int(0, 65535).default(9464),
   // --- rate limits (requests per minute; 0 turns a limit off) ---
   /** Requests per client IP, counted before authentication (every path but /healthz, /readyz, /metrics). */
   RATE_LIMIT_IP_PER_MINUTE: int(0, 1_000_000).default(600),
@@ -351,7 +357,7 @@ function build(env: z.infer<typeof envSchema>) {
       allowPrivate: env.UPSTREAM_ALLOW_PRIVATE,
       allowList: list(env.UPSTREAM_ALLOW_LIST),
     },
-    metrics: { token: env.METRICS_TOKEN },
+    metrics: { token: env.METRICS_TOKEN, workersPort: env.WORKERS_METRICS_PORT },
     rateLimit: {
       ipPerMinute: env.RATE_LIMIT_IP_PER_MINUTE,
       userPerMinute: env.RATE_LIMIT_USER_PER_MINUTE,

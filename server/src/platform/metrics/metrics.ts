@@ -26,6 +26,8 @@ export interface MetricSources {
   jobQueue?: () => Promise<{ waiting: number; active: number; failed: number }>;
   /** Audit events buffered in memory, not yet written. */
   auditPending?: () => number;
+  /** Audit events spilled to the disk spool while the database was slow or down. */
+  auditSpooled?: () => number;
   /**
    * The latest health check of every registered server, read at scrape time: with Redis
    * the checks run in the workers process, so this process learns them from the database.
@@ -202,6 +204,14 @@ export class Metrics {
       registers,
       collect() {
         this.set(sources().auditPending?.() ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'gateway_audit_spooled_events',
+      help: 'Audit events spilled to the disk spool (DATA_DIR/audit-spool) because the database was slow or down.',
+      registers,
+      collect() {
+        this.set(sources().auditSpooled?.() ?? 0);
       },
     });
     const lastQueue = () => this.#lastQueue;
