@@ -4,5 +4,6 @@ export { AuthRepository } from './auth.repository.ts';
 export { authApiRoutes } from './auth.routes.ts';
 export { settingsSealedStore, sharedSecret } from './auth.secrets.ts';
 export { roleForGroups, safeReturnTo, WebAuth, type OidcSettings } from './auth.web.ts';
-export { MCP_SCOPE, OAuthServer, redirectUriAllowed, resourceFor } from './oauth.server.ts';
+export { OAuthServer } from './oauth.server.ts';
+export { MCP_SCOPE, redirectUriAllowed, resourceFor } from './oauth.provider.ts';
 export { continuePage, errorPage, successPage } from './auth.pages.ts';

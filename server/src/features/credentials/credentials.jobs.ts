@@ -1,5 +1,5 @@
 import type { JobRegistry } from '../../platform/jobs/job.registry.ts';
-import type { UpstreamOAuthService } from './credentials.oauth.ts';
+import type { UpstreamOAuthService } from './upstream-oauth.service.ts';
 import type { CredentialsRotation } from './credentials.rotation.ts';
 
 /**

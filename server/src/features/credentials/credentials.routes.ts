@@ -10,7 +10,7 @@ import {
   successPage,
   type WebAuth,
 } from '../auth/index.ts';
-import { UpstreamOAuthError, type UpstreamOAuthService } from './credentials.oauth.ts';
+import { UpstreamOAuthError, type UpstreamOAuthService } from './upstream-oauth.service.ts';
 import type { CredentialsRotation } from './credentials.rotation.ts';
 
 /**

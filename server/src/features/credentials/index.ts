@@ -13,13 +13,8 @@ export {
 } from './credentials.rotation.ts';
 export { keyRotationRoutes, upstreamOAuthRoutes } from './credentials.routes.ts';
 export { defineCredentialsJobs } from './credentials.jobs.ts';
-export {
-  pendingAuthorizationsSealedStore,
-  UpstreamOAuthError,
-  UpstreamOAuthService,
-  VaultOAuthProvider,
-  type OAuthScope,
-  type OAuthTarget,
-  type RefreshOutcome,
-} from './credentials.oauth.ts';
+export { UpstreamOAuthError, UpstreamOAuthService, type OAuthScope } from './upstream-oauth.service.ts';
+export { pendingAuthorizationsSealedStore, type OAuthTarget } from './upstream-oauth.store.ts';
+export { type RefreshOutcome } from './upstream-oauth.refresh.ts';
+export { VaultOAuthProvider } from './upstream-oauth.provider.ts';
 export { InProcessLock, RedisLock, type RefreshLock } from './credentials.lock.ts';
