@@ -15,6 +15,19 @@ export interface Run {
   p99: number;
   /** Calls per second over the whole run, all clients together. */
   throughput: number;
+  /** Every call's latency, ms, ascending. */
+  latencies: number[];
+}
+
+/** Several runs of one target at one level as one: pooled latencies, the median throughput. */
+export function combine(runs: Run[]): Run {
+  const latencies = runs.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  return {
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    throughput: median(runs.map((r) => r.throughput)),
+    latencies,
+  };
 }
 
 /** A Streamable HTTP session to `url`, with `headers` on every request. */
@@ -96,5 +109,10 @@ export async function measure(clients: Client[], calls: number, warmup: number):
   );
   const seconds = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), throughput: calls / seconds };
+  return {
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    throughput: calls / seconds,
+    latencies,
+  };
 }

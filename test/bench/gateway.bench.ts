@@ -18,7 +18,7 @@
 // is set.
 //
 // Usage: npm run bench -- [--peers] [--json] [--calls 300] [--levels 1,8,32] [--warmup 10]
-//          [--sessions 1000] [--aggregate-runs 10]
+//          [--rounds 3] [--sessions 1000] [--aggregate-runs 10]
 //        npm run bench -- --profile /tmp/prof --levels 32 --calls 6000
 //          (only the gateway over stdio, spawned with --cpu-prof; then
 //           scripts/with-node.sh node test/bench/profile-summary.ts /tmp/prof)
@@ -30,6 +30,7 @@ import type { Engine } from '../support/database.ts';
 import { everythingStdio, remoteHttp, startEverythingHttp } from '../support/mcp.ts';
 import {
   closeClients,
+  combine,
   connectHttp,
   connectStdioDirect,
   median,
@@ -52,6 +53,7 @@ const { values: args } = parseArgs({
     calls: { type: 'string', default: '300' },
     levels: { type: 'string', default: '1,8,32' },
     warmup: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '3' },
     peers: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     sessions: { type: 'string', default: '1000' },
@@ -62,6 +64,7 @@ const { values: args } = parseArgs({
 const CALLS = Number(args.calls);
 const LEVELS = args.levels.split(',').map(Number);
 const WARMUP = Number(args.warmup);
+const ROUNDS = Number(args.rounds);
 const SESSIONS = Number(args.sessions);
 const AGGREGATE_RUNS = Number(args['aggregate-runs']);
 const PROFILE_DIR = args.profile ? path.resolve(args.profile) : undefined;
@@ -78,6 +81,8 @@ interface LoadTarget {
   label: string;
   kind: 'direct' | 'peer' | 'gateway';
   connect: Connect;
+  /** The process that serves it, when the benchmark started one. */
+  pid?: number;
 }
 
 /** One section's results: target label → concurrency → run. */
@@ -85,21 +90,35 @@ type Results = Record<string, Record<number, Run>>;
 
 /** Monotonic microseconds, the clock of V8's CPU profiles. */
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
-const profileWindows: { label: string; clients: number; startUs: number; endUs: number }[] = [];
+const profileWindows: { label: string; pid?: number; clients: number; startUs: number; endUs: number }[] = [];
 
+/**
+ * ROUNDS rounds; in each, every level, and in each level every target in turn, the order of
+ * the targets rotating from round to round so that none always runs first or last.
+ */
 async function runSection(title: string, targets: LoadTarget[]): Promise<Results> {
-  const results: Results = Object.fromEntries(targets.map((t) => [t.label, {}]));
-  for (const n of LEVELS) {
-    for (const t of targets) {
-      progress(`${title}: ${t.label}, ${n} client(s)`);
-      const clients = await openClients(n, t.connect);
-      const startUs = monotonicUs();
-      results[t.label]![n] = await measure(clients, CALLS, WARMUP);
-      profileWindows.push({ label: t.label, clients: n, startUs, endUs: monotonicUs() });
-      await closeClients(clients);
+  const runs = new Map<string, Run[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
+    for (const n of LEVELS) {
+      for (const t of order) {
+        progress(`${title}, round ${round + 1}/${ROUNDS}: ${t.label}, ${n} client(s)`);
+        const clients = await openClients(n, t.connect);
+        const startUs = monotonicUs();
+        const run = await measure(clients, CALLS, WARMUP);
+        profileWindows.push({ label: t.label, pid: t.pid, clients: n, startUs, endUs: monotonicUs() });
+        await closeClients(clients);
+        const key = `${t.label}\0${n}`;
+        runs.set(key, [...(runs.get(key) ?? []), run]);
+      }
     }
   }
-  return results;
+  return Object.fromEntries(
+    targets.map((t) => [
+      t.label,
+      Object.fromEntries(LEVELS.map((n) => [n, combine(runs.get(`${t.label}\0${n}`)!)])),
+    ]),
+  );
 }
 
 function printSection(title: string, results: Results) {
@@ -111,7 +130,11 @@ function printSection(title: string, results: Results) {
       return [`${r.p50.toFixed(2)} / ${r.p99.toFixed(2)}`, r.throughput.toFixed(0)];
     }),
   ]);
-  printTable(`${title} (${CALLS} calls per level, ${WARMUP} warm-up calls per client)`, [header, ...rows]);
+  printTable(
+    `${title} (${ROUNDS} rounds of ${CALLS} calls per level, ${WARMUP} warm-up calls per client; ` +
+      'p50/p99 over all rounds, calls/s the median round)',
+    [header, ...rows],
+  );
 }
 
 interface Ratio {
@@ -236,11 +259,23 @@ async function measureProcess(engine: Engine, upstreamUrl: URL): Promise<Process
 }
 
 const stops: (() => Promise<unknown>)[] = [];
+const stopAll = async () => {
+  for (const stop of stops.reverse()) await stop().catch(() => {});
+  stops.length = 0;
+};
+// Interrupted, it still stops what it started (they run in process groups of their own).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    progress(`${signal}: stopping`);
+    void stopAll().finally(() => process.exit(130));
+  });
+}
 const output: Record<string, unknown> = {
   node: process.version,
   cpus: cpus().length,
   calls: CALLS,
   warmup: WARMUP,
+  rounds: ROUNDS,
   levels: LEVELS,
   engines: ENGINES,
   at: new Date().toISOString(),
@@ -283,6 +318,7 @@ try {
     gateways.map((g, i) => ({
       label: g.label,
       kind: 'gateway',
+      pid: g.pid,
       connect: connectHttp(`${g.url}/mcp/${slug}`, { Authorization: `Bearer ${keys[i]!}` }),
     }));
 
@@ -290,7 +326,7 @@ try {
     ...(PROFILE_DIR
       ? []
       : [{ label: 'direct (stdio)', kind: 'direct' as const, connect: connectStdioDirect }]),
-    ...peers.map((p) => ({ label: p.label, kind: 'peer' as const, connect: connectHttp(p.url) })),
+    ...peers.map((p) => ({ label: p.label, kind: 'peer' as const, pid: p.pid, connect: connectHttp(p.url) })),
     ...viaGateway('bench-stdio'),
   ];
   const stdio = await runSection('stdio upstream', stdioTargets);
@@ -316,7 +352,8 @@ try {
   }
 
   if (args.json) {
-    console.log(JSON.stringify(output, null, 2));
+    // Per-call latencies stay out: p50 and p99 say what they say.
+    console.log(JSON.stringify(output, (k, v: unknown) => (k === 'latencies' ? undefined : v), 2));
   } else {
     console.log(
       `gateway benchmark: Node ${process.version}, ${cpus().length} CPUs, gateway as its own process ` +
@@ -354,6 +391,6 @@ try {
   console.error('benchmark failed:', err);
   process.exitCode = 1;
 } finally {
-  for (const stop of stops.reverse()) await stop().catch(() => {});
+  await stopAll();
 }
 process.exit(process.exitCode ?? 0);
