@@ -17,6 +17,8 @@ export interface Run {
   throughput: number;
   /** Every call's latency, ms, ascending. */
   latencies: number[];
+  /** CPU time (user + system) the serving process spent per call, ms, when it is known. */
+  cpuPerCallMs?: number | undefined;
 }
 
 /** Several runs of one target at one level as one: pooled latencies, the median throughput. */
@@ -27,6 +29,9 @@ export function combine(runs: Run[]): Run {
     p99: percentile(latencies, 99),
     throughput: median(runs.map((r) => r.throughput)),
     latencies,
+    cpuPerCallMs: runs.every((r) => r.cpuPerCallMs !== undefined)
+      ? median(runs.map((r) => r.cpuPerCallMs!))
+      : undefined,
   };
 }
 
@@ -87,7 +92,13 @@ export const median = (values: number[]) =>
  * The clients share `calls` echo calls, each client one call at a time, after `warmup`
  * calls per client; throughput is calls over the wall time of the measured part.
  */
-export async function measure(clients: Client[], calls: number, warmup: number): Promise<Run> {
+export async function measure(
+  clients: Client[],
+  calls: number,
+  warmup: number,
+  /** CPU ms the serving process has used so far (read before and after the measured calls). */
+  cpuMs?: () => number,
+): Promise<Run> {
   const echo = (c: Client, i: number) => c.callTool({ name: 'echo', arguments: { message: `bench ${i}` } });
   await Promise.all(
     clients.map(async (c) => {
@@ -96,6 +107,7 @@ export async function measure(clients: Client[], calls: number, warmup: number):
   );
   const latencies: number[] = [];
   let next = 0;
+  const cpuBefore = cpuMs?.();
   const started = performance.now();
   await Promise.all(
     clients.map(async (c) => {
@@ -108,11 +120,13 @@ export async function measure(clients: Client[], calls: number, warmup: number):
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  const cpuPerCallMs = cpuBefore === undefined ? undefined : (cpuMs!() - cpuBefore) / calls;
   latencies.sort((a, b) => a - b);
   return {
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     throughput: calls / seconds,
     latencies,
+    cpuPerCallMs,
   };
 }

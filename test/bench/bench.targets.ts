@@ -31,8 +31,19 @@ export interface Target {
   readonly logFile: string;
   /** Resident set size of the process now, bytes (Linux /proc). */
   rss(): number;
+  /** CPU time (user + system) the process itself has used, ms (Linux /proc; not its children). */
+  cpuMs(): number;
   /** SIGTERM (so a --cpu-prof profile gets written), then SIGKILL of the whole process group. */
   stop(): Promise<void>;
+}
+
+/** CPU ms (utime + stime) of process `pid`, from /proc/<pid>/stat. */
+export function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 a second on Linux).
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
 function rssOf(pid: number): number {
@@ -97,6 +108,7 @@ function targetOf(
     pid,
     logFile,
     rss: () => rssOf(pid),
+    cpuMs: () => cpuMsOf(pid),
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill('SIGTERM');

@@ -44,6 +44,7 @@ import {
   startGateway,
   startMcpProxy,
   startSupergateway,
+  cpuMsOf,
   type GatewayTarget,
   type Target,
 } from './bench.targets.ts';
@@ -85,6 +86,9 @@ interface LoadTarget {
   pid?: number;
 }
 
+/** CPU time of the process serving `t`, when there is one apart from this process. */
+const cpuReader = (t: LoadTarget) => (t.pid === undefined ? undefined : () => cpuMsOf(t.pid!));
+
 /** One section's results: target label → concurrency → run. */
 type Results = Record<string, Record<number, Run>>;
 
@@ -105,7 +109,7 @@ async function runSection(title: string, targets: LoadTarget[]): Promise<Results
         progress(`${title}, round ${round + 1}/${ROUNDS}: ${t.label}, ${n} client(s)`);
         const clients = await openClients(n, t.connect);
         const startUs = monotonicUs();
-        const run = await measure(clients, CALLS, WARMUP);
+        const run = await measure(clients, CALLS, WARMUP, cpuReader(t));
         profileWindows.push({ label: t.label, pid: t.pid, clients: n, startUs, endUs: monotonicUs() });
         await closeClients(clients);
         const key = `${t.label}\0${n}`;
@@ -122,12 +126,19 @@ async function runSection(title: string, targets: LoadTarget[]): Promise<Results
 }
 
 function printSection(title: string, results: Results) {
-  const header = ['target', ...LEVELS.flatMap((n) => [`c=${n} p50/p99 ms`, `c=${n} calls/s`])];
+  const header = [
+    'target',
+    ...LEVELS.flatMap((n) => [`c=${n} p50/p99 ms`, `c=${n} calls/s`, `c=${n} CPU ms/call`]),
+  ];
   const rows = Object.entries(results).map(([label, byLevel]) => [
     label,
     ...LEVELS.flatMap((n) => {
       const r = byLevel[n]!;
-      return [`${r.p50.toFixed(2)} / ${r.p99.toFixed(2)}`, r.throughput.toFixed(0)];
+      return [
+        `${r.p50.toFixed(2)} / ${r.p99.toFixed(2)}`,
+        r.throughput.toFixed(0),
+        r.cpuPerCallMs === undefined ? '-' : r.cpuPerCallMs.toFixed(2),
+      ];
     }),
   ]);
   printTable(
@@ -144,6 +155,8 @@ interface Ratio {
   throughput: Record<number, number>;
   /** Gateway p50 − the other's at the lowest level, ms. */
   p50DeltaMs: number;
+  /** Gateway CPU per call ÷ the other's, per level (when both are separate processes). */
+  cpuPerCall: Record<number, number | undefined>;
 }
 
 function ratios(results: Results, targets: LoadTarget[]): Ratio[] {
@@ -162,6 +175,14 @@ function ratios(results: Results, targets: LoadTarget[]): Ratio[] {
         versus: o.label,
         throughput: Object.fromEntries(LEVELS.map((n) => [n, gr[n]!.throughput / or[n]!.throughput])),
         p50DeltaMs: gr[low]!.p50 - or[low]!.p50,
+        cpuPerCall: Object.fromEntries(
+          LEVELS.map((n) => [
+            n,
+            gr[n]!.cpuPerCallMs !== undefined && or[n]!.cpuPerCallMs
+              ? gr[n]!.cpuPerCallMs / or[n]!.cpuPerCallMs
+              : undefined,
+          ]),
+        ),
       });
     }
   }
@@ -172,11 +193,17 @@ function printRatios(title: string, list: Ratio[], results: Results, targets: Lo
   if (list.length === 0) return;
   const low = LEVELS[0]!;
   printTable(title, [
-    ['gateway ÷ other', ...LEVELS.map((n) => `c=${n} calls/s`), `p50 Δ at c=${low} ms`],
+    [
+      'gateway ÷ other',
+      ...LEVELS.map((n) => `c=${n} calls/s`),
+      `p50 Δ at c=${low} ms`,
+      ...LEVELS.map((n) => `c=${n} CPU/call`),
+    ],
     ...list.map((r) => [
       `${r.gateway} ÷ ${r.versus}`,
       ...LEVELS.map((n) => `${r.throughput[n]!.toFixed(2)}×`),
       `${r.p50DeltaMs >= 0 ? '+' : ''}${r.p50DeltaMs.toFixed(2)}`,
+      ...LEVELS.map((n) => (r.cpuPerCall[n] === undefined ? '-' : `${r.cpuPerCall[n].toFixed(2)}×`)),
     ]),
   ]);
   const peers = targets.filter((t) => t.kind === 'peer');
@@ -335,7 +362,12 @@ try {
 
   let http: Results | undefined;
   const httpTargets: LoadTarget[] = [
-    { label: 'direct (Streamable HTTP)', kind: 'direct', connect: connectHttp(upstream.url) },
+    {
+      label: 'direct (Streamable HTTP)',
+      kind: 'direct',
+      ...(upstream.proc.pid ? { pid: upstream.proc.pid } : {}),
+      connect: connectHttp(upstream.url),
+    },
     ...viaGateway('bench-http'),
   ];
   if (!PROFILE_DIR) {

@@ -163,6 +163,12 @@ function main() {
       inclusiveFunctions: top(t.inclFn, n, t.busyUs),
       selfModules: top(t.selfMod, n, t.busyUs),
       inclusiveModules: top(t.inclMod, n, t.busyUs),
+      // This repository's files alone: where in the gateway's own code the time is spent.
+      inclusiveProjectFiles: top(
+        new Map([...t.inclMod].filter(([m]) => /^(server|workers|shared)\//.test(m))),
+        n,
+        t.busyUs,
+      ),
     };
   });
   if (values.json) {
@@ -180,6 +186,7 @@ function main() {
       ['inclusive time by function', r.inclusiveFunctions],
       ['self time by module', r.selfModules],
       ['inclusive time by module', r.inclusiveModules],
+      ['inclusive time by file of this repository', r.inclusiveProjectFiles],
     ] as const) {
       console.log(`\n${title} (share of busy time)`);
       for (const row of rows)
