@@ -3,6 +3,8 @@
 // never reaches the upstream: the upstream sits behind a recording proxy, and every refused
 // message carries a marker that must never show up there.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -281,6 +283,57 @@ describe('message validation', () => {
     // None of this harmed the session.
     await expect(session.client.ping()).resolves.toBeDefined();
     await expectRefusalAudited(since);
+  });
+  it('deeply nested JSON is refused without internal exception text, and the session survives', async () => {
+    const since = new Date();
+    const depth = 200_000;
+    const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    for (const slugUrl of [spyUrl(), `${ctx.server.url}/mcp`]) {
+      const sessionId = slugUrl === spyUrl() ? session.transport.sessionId : undefined;
+      for (const rawBody of [
+        `{"jsonrpc":"2.0","id":14,"method":"tools/call","params":{"name":"echo","arguments":{"message":"MARKER-deep","x":${deep}}}}`,
+        `{"jsonrpc":"2.0","id":15,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"MARKER-deep","version":${deep}}}}`,
+        deep,
+      ]) {
+        const res = await rawMcp(slugUrl, { key: user.key, sessionId, rawBody });
+        expect(res.status, res.text.slice(0, 300)).toBe(400);
+        expect(res.json?.error?.code, res.text.slice(0, 300)).toBeOneOf([-32700, -32600]);
+        expect(res.json.error.data).toBeUndefined();
+        expect(res.text).not.toMatch(/RangeError|call stack|Error:|at .*\.js/);
+      }
+    }
+    await expectNotForwarded('MARKER-deep', since);
+    await expect(session.client.ping()).resolves.toBeDefined();
+  });
+  it("an upstream's failure is named to the client without its error text, which only the audit trail keeps", async () => {
+    // An upstream that fails every request with a body full of internal detail.
+    const broken = createServer((req, res) => {
+      req.resume();
+      req.on('end', () =>
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('stack: /srv/app/db.js SECRET-DETAIL'),
+      );
+    });
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (broken.address() as AddressInfo).port;
+      await registerServer(ctx.admin, remoteHttp('broken', `http://127.0.0.1:${port}/mcp`));
+      const since = new Date();
+      const res = await rawMcp(`${ctx.server.url}/mcp/broken`, {
+        key: user.key,
+        body: initializeRequest(16, 'broken-client'),
+      });
+      expect(res.json?.error?.message, res.text.slice(0, 300)).toMatch(/"broken"/);
+      expect(res.text).not.toMatch(/SECRET-DETAIL|HTTP 500|Error/);
+      const failed = await waitForAudit(
+        ctx.admin,
+        since,
+        (e) => e.serverSlug === 'broken' && e.status !== 'ok' && e.action === 'initialize',
+        'the failed initialize',
+      );
+      expect(failed.error).toMatch(/SECRET-DETAIL/);
+    } finally {
+      await new Promise((r) => broken.close(r));
+    }
   });
 });
 

@@ -15,6 +15,7 @@ import {
 import { slugSchema } from '@gateway/shared';
 import type { AuditSink } from '../audit/index.ts';
 import { principalOf, requireAuth, type Authenticator, type Principal } from '../auth/index.ts';
+import { refuseDeepJson } from '../../platform/http/json-depth.ts';
 import { splitName } from './aggregate.names.ts';
 import { RpcCode, sendRpcError } from './gateway.errors.ts';
 import type { GatewaySession, Gateway } from './gateway.service.ts';
@@ -162,7 +163,7 @@ export function gatewayRoutes(options: {
     next();
   };
 
-  const json = express.json({ limit: options.bodyLimit, type: () => true });
+  const json = express.json({ limit: options.bodyLimit, type: () => true, verify: refuseDeepJson });
   const parseBody: RequestHandler = (req, res, next) => {
     json(req, res, (err?: { type?: string; limit?: number }) => {
       if (!err) return next();
@@ -170,6 +171,14 @@ export function gatewayRoutes(options: {
         return refuse(req, res, 413, RpcCode.InvalidRequest, `message larger than ${err.limit} bytes`);
       if (err.type === 'entity.parse.failed')
         return refuse(req, res, 400, RpcCode.ParseError, 'Parse error: body is not valid JSON');
+      if (err.type === 'entity.too.deep')
+        return refuse(
+          req,
+          res,
+          400,
+          RpcCode.ParseError,
+          `Parse error: JSON nests deeper than ${err.limit} levels`,
+        );
       return refuse(req, res, 400, RpcCode.InvalidRequest, 'unreadable request body');
     });
   };

@@ -7,6 +7,7 @@ import { pinoHttp } from 'pino-http';
 import type { ErrorBody } from '@gateway/shared';
 import type { Logger } from '../logging/logger.ts';
 import { AppError } from './errors.ts';
+import { refuseDeepJson } from './json-depth.ts';
 
 export interface AppOptions {
   logger: Logger;
@@ -78,7 +79,11 @@ export function createApp(options: AppOptions): Express {
   );
   for (const handler of options.early ?? []) app.use(handler);
   // MCP endpoints parse their own bodies: their errors must be JSON-RPC errors, not REST ones.
-  const json = express.json({ limit: options.bodyLimit, type: ['application/json', 'application/*+json'] });
+  const json = express.json({
+    limit: options.bodyLimit,
+    type: ['application/json', 'application/*+json'],
+    verify: refuseDeepJson,
+  });
   app.use((req, res, next) =>
     req.path === '/mcp' || req.path.startsWith('/mcp/') ? next() : json(req, res, next),
   );
@@ -114,6 +119,9 @@ function normalise(err: unknown): AppError | undefined {
   }
   if (e?.type === 'entity.parse.failed') {
     return new AppError('bad_request', 'request body is not valid JSON');
+  }
+  if (e?.type === 'entity.too.deep') {
+    return new AppError('bad_request', `request body nests JSON deeper than ${e.limit} levels`);
   }
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
     return new AppError('bad_request', 'unsupported request body encoding');
