@@ -95,4 +95,25 @@ describe('the REST error handler', () => {
     });
     expect(await ok.json()).toEqual({ a: [[{ b: '[[[[{{{{' }]] });
   });
+
+  it('logs sign-in and OAuth callback URLs without their query values, failed requests included', async () => {
+    const secrets = ['CODE-1a2b3c', 'STATE-4d5e6f', 'UPSTREAM-CODE-7g8h', 'UPSTREAM-STATE-9i0j'];
+    await fetch(`${url()}/auth/callback?code=${secrets[0]}&state=${secrets[1]}`, {
+      headers: { 'x-request-id': 'req-cb-1' },
+    });
+    await fetch(`${url()}/oauth/upstream/callback?code=${secrets[2]}&state=${secrets[3]}`, {
+      headers: { 'x-request-id': 'req-cb-2' },
+    });
+    await fetch(`${url()}/api/boom?code=${secrets[0]}`, { headers: { 'x-request-id': 'req-cb-3' } });
+    const text = JSON.stringify(lines);
+    for (const secret of secrets) expect(text).not.toContain(secret);
+    const access = (id: string) => lines.find((l) => (l['req'] as { id?: string } | undefined)?.id === id);
+    expect(access('req-cb-1')).toMatchObject({
+      req: { url: '/auth/callback?code=[redacted]&state=[redacted]' },
+    });
+    expect(access('req-cb-2')).toMatchObject({
+      req: { url: '/oauth/upstream/callback?code=[redacted]&state=[redacted]' },
+    });
+    expect(access('req-cb-3')).toMatchObject({ req: { url: '/api/boom?code=[redacted]' } });
+  });
 });

@@ -5,7 +5,7 @@ import express, { type ErrorRequestHandler, type Express, type RequestHandler, t
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import type { ErrorBody } from '@gateway/shared';
-import type { Logger } from '../logging/logger.ts';
+import { loggableUrl, type Logger } from '../logging/logger.ts';
 import { AppError } from './errors.ts';
 import { refuseDeepJson } from './json-depth.ts';
 
@@ -44,10 +44,11 @@ export function createApp(options: AppOptions): Express {
         err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
       serializers: {
+        // Query values never reach a log line (sign-in codes and states travel in them).
         req: (req: { id: string; method: string; url: string }) => ({
           id: req.id,
           method: req.method,
-          url: req.url,
+          url: loggableUrl(req.url),
         }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
