@@ -143,12 +143,16 @@ const envSchema = z.object({
     z.string().min(16, 'must be at least 16 characters').max(512).optional(),
   ),
   // --- rate limits (requests per minute; 0 turns a limit off) ---
-  /** Requests per client IP, counted before authentication (every path but /healthz, /readyz, /metrics). */
-  RATE_LIMIT_IP_PER_MINUTE: int(0, 1_000_000).default(600),
-  /** Authenticated requests per user (REST API and MCP endpoints). */
-  RATE_LIMIT_USER_PER_MINUTE: int(0, 1_000_000).default(1200),
-  /** Requests per user to one MCP server (/mcp/{server}, and tools/call of {server}__* on /mcp). */
-  RATE_LIMIT_USER_SERVER_PER_MINUTE: int(0, 1_000_000).default(600),
+  // The defaults are ceilings on runaway loops and floods, not on work: an agent fires bursts
+  // of quick tool calls (dozens per second), and every MCP request also counts against the
+  // address it comes from, so 10 per second stopped ordinary agents. Comparable gateways
+  // allow 100-200 per second per user. Expensive tools get their own RATE_LIMIT_TOOLS entry.
+  /** Requests per client IP, counted before authentication (every path but /healthz, /readyz, /metrics); 200/s. */
+  RATE_LIMIT_IP_PER_MINUTE: int(0, 1_000_000).default(12_000),
+  /** Authenticated requests per user (REST API and MCP endpoints); 200/s. */
+  RATE_LIMIT_USER_PER_MINUTE: int(0, 1_000_000).default(12_000),
+  /** Requests per user to one MCP server (/mcp/{server}, and tools/call of {server}__* on /mcp); 100/s. */
+  RATE_LIMIT_USER_SERVER_PER_MINUTE: int(0, 1_000_000).default(6_000),
   /** Per-user limits of single tools: JSON object {"server__tool": n}; "server__*" covers that server's other tools. */
   RATE_LIMIT_TOOLS: z
     .string()
