@@ -3,7 +3,7 @@
 // never reaches the upstream: the upstream sits behind a recording proxy, and every refused
 // message carries a marker that must never show up there.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import {
   auditSince,
   connectMcp,
   initializeRequest,
+  MCP_ACCEPT,
   NO_RATE_LIMITS,
   rawMcp,
   registerServer,
@@ -43,6 +44,35 @@ const markedCall = (marker: string, id = 1) => ({
   method: 'tools/call',
   params: { name: 'echo', arguments: { message: marker } },
 });
+
+/** An HTTP request with a Host header of our choosing (fetch always sends the URL's own). */
+function withHost(
+  url: string,
+  host: string,
+  options: { method?: string; headers?: Record<string, string>; body?: unknown } = {},
+): Promise<{ status: number; text: string }> {
+  const u = new URL(url);
+  const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: u.pathname,
+        method: options.method ?? 'GET',
+        headers: { ...options.headers, host, ...(body ? { 'content-type': 'application/json' } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 beforeAll(async () => {
   upstream = await startEverythingHttp();
@@ -239,6 +269,42 @@ describe('authorization and routing', () => {
     expect(sessionId).toBeTruthy();
     await rawMcp(spyUrl(), { method: 'DELETE', key: user.key, sessionId: sessionId! });
     await expectRefusalAudited(since);
+  });
+  it("a DNS-rebinding request (Host and Origin both the attacker's name) is refused with 403 before the Origin check", async () => {
+    const since = new Date();
+    const port = new URL(ctx.server.url).port;
+    const rebound = `rebind.attacker.example:${port}`;
+    const headers = {
+      authorization: `Bearer ${user.key}`,
+      accept: MCP_ACCEPT,
+      'mcp-protocol-version': '2025-11-25',
+      origin: `http://${rebound}`,
+    };
+    for (const path of ['/mcp/spy', '/mcp']) {
+      const res = await withHost(`${ctx.server.url}${path}`, rebound, {
+        method: 'POST',
+        headers,
+        body: initializeRequest(1, 'MARKER-rebind'),
+      });
+      expect(res.status, path).toBe(403);
+      expect(JSON.parse(res.text)).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 }, id: null });
+    }
+    // The rest of the app too: REST and the web pages.
+    for (const path of ['/api/servers', '/auth/login', '/']) {
+      expect((await withHost(`${ctx.server.url}${path}`, rebound, { headers })).status, path).toBe(403);
+    }
+    await expectNotForwarded('MARKER-rebind', since);
+    await expectRefusalAudited(since);
+    // A local start answers on both loopback names.
+    for (const local of [`localhost:${port}`, `127.0.0.1:${port}`]) {
+      const res = await withHost(spyUrl(), local, {
+        method: 'POST',
+        headers: { ...headers, origin: `http://${local}` },
+        body: initializeRequest(1, 'loopback-client'),
+      });
+      expect(res.status, local).toBe(200);
+      expect(res.text).toContain('mcp-servers/everything');
+    }
   });
 });
 

@@ -70,6 +70,20 @@ const envSchema = z.object({
     .string()
     .regex(/^\d+(b|kb|mb)?$/i, 'must be a size such as 1048576, 512kb or 4mb')
     .default('4mb'),
+  /**
+   * Host header values served besides PUBLIC_URL's host, `localhost`/`127.0.0.1`/`[::1]` on
+   * the listening port, and IP addresses (comma-separated `name` for any port, `name:port`,
+   * or `*` for no check). Any other Host gets 403: a DNS-rebinding page arrives with its own
+   * domain as Host. Behind a proxy that rewrites Host, name what it sends, or set TRUST_PROXY
+   * so its X-Forwarded-Host counts (never trusted otherwise).
+   */
+  ALLOWED_HOSTS: z
+    .string()
+    .regex(
+      /^\s*(\*|[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?)?(\s*,\s*(\*|[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?))*\s*$/,
+      'must be comma-separated host names, host:port pairs, or *',
+    )
+    .default(''),
   /** Express `trust proxy` setting: false, true, a hop count, or a comma-separated list of subnets. */
   TRUST_PROXY: z.string().default('false'),
   /** Directory with the built web client. Defaults to client/dist in the repository. */
@@ -303,6 +317,7 @@ function build(env: z.infer<typeof envSchema>) {
       publicUrl: env.PUBLIC_URL?.replace(/\/+$/, ''),
       bodyLimit: env.HTTP_BODY_LIMIT.toLowerCase(),
       trustProxy: parseTrustProxy(env.TRUST_PROXY),
+      allowedHosts: list(env.ALLOWED_HOSTS),
       clientDistDir: env.CLIENT_DIST_DIR ? path.resolve(env.CLIENT_DIST_DIR) : undefined,
       tls:
         env.TLS_CERT_FILE && env.TLS_KEY_FILE
