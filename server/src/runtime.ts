@@ -14,6 +14,7 @@ import {
 import {
   AuthRepository,
   authApiRoutes,
+  OAuthGrantStatus,
   OAuthServer,
   requireAuth,
   settingsSealedStore,
@@ -448,6 +449,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       web,
       audit: s.audit,
       logger,
+      grants: new OAuthGrantStatus({ repo: s.authRepo, changes: core.changes }),
     });
     const oauthServer = oauth;
     const bearer = [

@@ -5,4 +5,5 @@ export { authApiRoutes } from './auth.routes.ts';
 export { settingsSealedStore, sharedSecret } from './auth.secrets.ts';
 export { roleForGroups, safeReturnTo, WebAuth, type OidcSettings } from './auth.web.ts';
 export { MCP_SCOPE, OAuthServer, redirectUriAllowed, resourceFor } from './oauth.server.ts';
+export { OAuthGrantStatus } from './oauth.grants.ts';
 export { continuePage, errorPage, successPage } from './auth.pages.ts';

@@ -20,6 +20,7 @@ import { consentPage, errorPage } from './auth.pages.ts';
 import type { AuthRepository } from './auth.repository.ts';
 import { sharedSecret } from './auth.secrets.ts';
 import type { WebAuth } from './auth.web.ts';
+import type { OAuthGrantStatus } from './oauth.grants.ts';
 
 /** The scope MCP clients ask for; it grants use of the gateway's MCP endpoints. */
 export const MCP_SCOPE = 'mcp';
@@ -97,6 +98,8 @@ export interface OAuthServerOptions {
   web: WebAuth;
   audit: AuditSink;
   logger: Logger;
+  /** Whether a token's grant still stands (revocation applies to issued access tokens at once). */
+  grants: OAuthGrantStatus;
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -233,6 +236,9 @@ export class OAuthServer {
           }
         },
       },
+      // The grant's id rides in each access token, so revoking the grant stops its tokens.
+      extraTokenClaims: (_ctx, token) =>
+        token.kind === 'AccessToken' ? { grant_id: token.grantId } : undefined,
       issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
       rotateRefreshToken: true,
       expiresWithSession: async () => false,
@@ -257,9 +263,10 @@ export class OAuthServer {
     const provider = new Provider(o.publicUrl, configuration);
     provider.proxy = o.trustProxy;
     provider.on('server_error', (_ctx: unknown, err: Error) => o.logger.error({ err }, 'oauth server error'));
-    provider.on('grant.revoked', (_ctx: unknown, grantId: string) =>
-      o.logger.info({ grantId }, 'oauth grant revoked'),
-    );
+    provider.on('grant.revoked', (_ctx: unknown, grantId: string) => {
+      o.grants.revoked(grantId);
+      o.logger.info({ grantId }, 'oauth grant revoked');
+    });
     provider.on('refresh_token.consumed', () => {});
     const server = new OAuthServer(o, provider, publicJwk as JsonWebKey);
     return server;
@@ -302,6 +309,10 @@ export class OAuthServer {
         .includes(MCP_SCOPE)
     )
       return { rejected: 'missing scope mcp' };
+    // Tokens issued before grant ids were put in them carry none; they expire within the TTL.
+    const grantId = payload['grant_id'];
+    if (grantId !== undefined && (typeof grantId !== 'string' || !(await this.#o.grants.isLive(grantId))))
+      return { rejected: 'grant revoked' };
     const user = await this.#o.users.findById(String(payload.sub));
     if (!user || user.disabledAt) return { rejected: 'unknown user' };
     return {
@@ -573,6 +584,7 @@ export class OAuthServer {
     if (!row || (owner !== principal.userId && !isAdmin(principal))) throw notFound('connected client');
     await this.#o.repo.oauthRevokeByGrantId(grantId);
     await this.#o.repo.oauthDestroy(`Grant:${grantId}`);
+    this.#o.grants.revoked(grantId);
     this.#o.audit.record({
       category: 'auth',
       action: 'oauth.revoke',
