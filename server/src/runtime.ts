@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { Router, type Express } from 'express';
@@ -13,6 +14,7 @@ import {
 import {
   AuthRepository,
   authApiRoutes,
+  OAuthGrantStatus,
   OAuthServer,
   requireAuth,
   settingsSealedStore,
@@ -58,6 +60,7 @@ import type { Config } from './platform/config/config.ts';
 import { openDatabase, type Database, type DatabaseHandle } from './platform/db/database.ts';
 import { createApp } from './platform/http/app.ts';
 import { listen, type RunningHttpServer } from './platform/http/http-server.ts';
+import { HostPolicy, requireAllowedHost } from './platform/http/hosts.ts';
 import { httpsOnly, loadTls } from './platform/http/tls.ts';
 import { BullMqJobRunner } from './platform/jobs/bullmq.runner.ts';
 import { InProcessJobRunner } from './platform/jobs/inprocess.runner.ts';
@@ -447,6 +450,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       web,
       audit: s.audit,
       logger,
+      grants: new OAuthGrantStatus({ repo: s.authRepo, changes: core.changes }),
     });
     const oauthServer = oauth;
     const bearer = [
@@ -460,7 +464,13 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       metrics,
       logger,
     });
+    const hosts = new HostPolicy({
+      publicUrl: config.http.publicUrl,
+      listenPort: (http.server.address() as AddressInfo).port,
+      allowedHosts: config.http.allowedHosts,
+    });
     const mcp = gatewayRoutes({
+      hosts,
       admit: mcpRateLimit(limits),
       gateway: s.gateway,
       authenticators: bearer,
@@ -512,6 +522,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       clientDistDir: config.http.clientDistDir ?? DEFAULT_CLIENT_DIST,
       early: [
         metrics.httpMiddleware(),
+        // The MCP endpoints check Host themselves (a JSON-RPC error, audited).
+        requireAllowedHost(hosts, (p) => p === '/mcp' || p.startsWith('/mcp/')),
         httpsOnly({ enabled: config.isProduction, publicUrl: config.http.publicUrl }),
       ],
       // Health checks and /metrics before the per-address limit: probes must never be refused.

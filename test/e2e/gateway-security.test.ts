@@ -3,12 +3,15 @@
 // never reaches the upstream: the upstream sits behind a recording proxy, and every refused
 // message carries a marker that must never show up there.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   auditSince,
   connectMcp,
   initializeRequest,
+  MCP_ACCEPT,
   NO_RATE_LIMITS,
   rawMcp,
   registerServer,
@@ -41,6 +44,35 @@ const markedCall = (marker: string, id = 1) => ({
   method: 'tools/call',
   params: { name: 'echo', arguments: { message: marker } },
 });
+
+/** An HTTP request with a Host header of our choosing (fetch always sends the URL's own). */
+function withHost(
+  url: string,
+  host: string,
+  options: { method?: string; headers?: Record<string, string>; body?: unknown } = {},
+): Promise<{ status: number; text: string }> {
+  const u = new URL(url);
+  const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: u.pathname,
+        method: options.method ?? 'GET',
+        headers: { ...options.headers, host, ...(body ? { 'content-type': 'application/json' } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 beforeAll(async () => {
   upstream = await startEverythingHttp();
@@ -238,6 +270,42 @@ describe('authorization and routing', () => {
     await rawMcp(spyUrl(), { method: 'DELETE', key: user.key, sessionId: sessionId! });
     await expectRefusalAudited(since);
   });
+  it("a DNS-rebinding request (Host and Origin both the attacker's name) is refused with 403 before the Origin check", async () => {
+    const since = new Date();
+    const port = new URL(ctx.server.url).port;
+    const rebound = `rebind.attacker.example:${port}`;
+    const headers = {
+      authorization: `Bearer ${user.key}`,
+      accept: MCP_ACCEPT,
+      'mcp-protocol-version': '2025-11-25',
+      origin: `http://${rebound}`,
+    };
+    for (const path of ['/mcp/spy', '/mcp']) {
+      const res = await withHost(`${ctx.server.url}${path}`, rebound, {
+        method: 'POST',
+        headers,
+        body: initializeRequest(1, 'MARKER-rebind'),
+      });
+      expect(res.status, path).toBe(403);
+      expect(JSON.parse(res.text)).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 }, id: null });
+    }
+    // The rest of the app too: REST and the web pages.
+    for (const path of ['/api/servers', '/auth/login', '/']) {
+      expect((await withHost(`${ctx.server.url}${path}`, rebound, { headers })).status, path).toBe(403);
+    }
+    await expectNotForwarded('MARKER-rebind', since);
+    await expectRefusalAudited(since);
+    // A local start answers on both loopback names.
+    for (const local of [`localhost:${port}`, `127.0.0.1:${port}`]) {
+      const res = await withHost(spyUrl(), local, {
+        method: 'POST',
+        headers: { ...headers, origin: `http://${local}` },
+        body: initializeRequest(1, 'loopback-client'),
+      });
+      expect(res.status, local).toBe(200);
+      expect(res.text).toContain('mcp-servers/everything');
+    }
+  });
 });
 
 describe('message validation', () => {
@@ -281,6 +349,57 @@ describe('message validation', () => {
     // None of this harmed the session.
     await expect(session.client.ping()).resolves.toBeDefined();
     await expectRefusalAudited(since);
+  });
+  it('deeply nested JSON is refused without internal exception text, and the session survives', async () => {
+    const since = new Date();
+    const depth = 200_000;
+    const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    for (const slugUrl of [spyUrl(), `${ctx.server.url}/mcp`]) {
+      const sessionId = slugUrl === spyUrl() ? session.transport.sessionId : undefined;
+      for (const rawBody of [
+        `{"jsonrpc":"2.0","id":14,"method":"tools/call","params":{"name":"echo","arguments":{"message":"MARKER-deep","x":${deep}}}}`,
+        `{"jsonrpc":"2.0","id":15,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"MARKER-deep","version":${deep}}}}`,
+        deep,
+      ]) {
+        const res = await rawMcp(slugUrl, { key: user.key, sessionId, rawBody });
+        expect(res.status, res.text.slice(0, 300)).toBe(400);
+        expect(res.json?.error?.code, res.text.slice(0, 300)).toBeOneOf([-32700, -32600]);
+        expect(res.json.error.data).toBeUndefined();
+        expect(res.text).not.toMatch(/RangeError|call stack|Error:|at .*\.js/);
+      }
+    }
+    await expectNotForwarded('MARKER-deep', since);
+    await expect(session.client.ping()).resolves.toBeDefined();
+  });
+  it("an upstream's failure is named to the client without its error text, which only the audit trail keeps", async () => {
+    // An upstream that fails every request with a body full of internal detail.
+    const broken = createServer((req, res) => {
+      req.resume();
+      req.on('end', () =>
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('stack: /srv/app/db.js SECRET-DETAIL'),
+      );
+    });
+    await new Promise<void>((resolve) => broken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (broken.address() as AddressInfo).port;
+      await registerServer(ctx.admin, remoteHttp('broken', `http://127.0.0.1:${port}/mcp`));
+      const since = new Date();
+      const res = await rawMcp(`${ctx.server.url}/mcp/broken`, {
+        key: user.key,
+        body: initializeRequest(16, 'broken-client'),
+      });
+      expect(res.json?.error?.message, res.text.slice(0, 300)).toMatch(/"broken"/);
+      expect(res.text).not.toMatch(/SECRET-DETAIL|HTTP 500|Error/);
+      const failed = await waitForAudit(
+        ctx.admin,
+        since,
+        (e) => e.serverSlug === 'broken' && e.status !== 'ok' && e.action === 'initialize',
+        'the failed initialize',
+      );
+      expect(failed.error).toMatch(/SECRET-DETAIL/);
+    } finally {
+      await new Promise((r) => broken.close(r));
+    }
   });
 });
 

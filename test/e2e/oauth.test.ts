@@ -437,6 +437,83 @@ describe.skipIf(!(await hasChromium()))('OAuth for MCP clients and OIDC web sign
     }
   });
 
+  it('revoking a grant stops its access tokens at once: through the grants API, and by revoking the refresh token', async () => {
+    const initialize = (token: string) =>
+      fetch(`${gateway.url}/mcp/alpha`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-06-18',
+            capabilities: {},
+            clientInfo: { name: 'x', version: '1' },
+          },
+        }),
+      });
+    const expectServed = async (token: string) => {
+      const res = await initialize(token);
+      expect(res.status).toBe(200);
+      await res.body?.cancel();
+    };
+    const expectRefused = async (token: string) => {
+      const res = await initialize(token);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toContain('error="invalid_token"');
+      await res.body?.cancel();
+    };
+
+    const viaApi = await connectWithOAuth('bob', '/mcp/alpha');
+    try {
+      const token = viaApi.provider.saved!.access_token;
+      await expectServed(token);
+      const listed = await admin.get('/api/oauth/grants?all=true');
+      const grantOfClient = (listed.body.grants as { id: string; clientId: string }[]).find(
+        (g) => g.clientId === viaApi.provider.info!.client_id,
+      );
+      expect(grantOfClient).toBeDefined();
+      const revoked = await admin.delete(`/api/oauth/grants/${grantOfClient!.id}`);
+      expect(revoked.status).toBe(204);
+      // Minutes before the token would expire, it no longer opens anything.
+      const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number };
+      expect(claims.exp * 1000).toBeGreaterThan(Date.now() + 60_000);
+      await expectRefused(token);
+      await expect(
+        viaApi.client.callTool({ name: 'echo', arguments: { message: 'after revoke' } }),
+      ).rejects.toThrow();
+    } finally {
+      await viaApi.client.close();
+      await viaApi.context.close();
+    }
+
+    const viaRevocation = await connectWithOAuth('bob', '/mcp/alpha');
+    try {
+      const token = viaRevocation.provider.saved!.access_token;
+      await expectServed(token);
+      // RFC 7009 revocation of the refresh token revokes the grant (oidc-provider), and with it the token.
+      const res = await fetch(`${gateway.publicUrl}/oauth/revoke`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          token: viaRevocation.provider.saved!.refresh_token!,
+          token_type_hint: 'refresh_token',
+          client_id: viaRevocation.provider.info!.client_id,
+        }),
+      });
+      expect(res.status).toBe(200);
+      await expectRefused(token);
+    } finally {
+      await viaRevocation.client.close();
+      await viaRevocation.context.close();
+    }
+  });
+
   it('signs out with a CSRF-protected form post', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();

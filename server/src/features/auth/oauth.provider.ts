@@ -4,6 +4,7 @@ import type { Vault } from '../../platform/crypto/vault.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
 import type { UsersRepository } from '../users/index.ts';
 import { errorPage } from './auth.pages.ts';
+import type { OAuthGrantStatus } from './oauth.grants.ts';
 import type { AuthRepository } from './auth.repository.ts';
 import { sharedSecret } from './auth.secrets.ts';
 import { adapterFactory } from './oauth.adapter.ts';
@@ -46,6 +47,8 @@ export interface OidcProviderOptions {
   vault: Vault;
   users: UsersRepository;
   logger: Logger;
+  /** Whether a token's grant still stands (revocation applies to issued access tokens at once). */
+  grants: OAuthGrantStatus;
 }
 
 /**
@@ -155,6 +158,9 @@ export async function createOidcProvider(
         }
       },
     },
+    // The grant's id rides in each access token, so revoking the grant stops its tokens.
+    extraTokenClaims: (_ctx, token) =>
+      token.kind === 'AccessToken' ? { grant_id: token.grantId } : undefined,
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: true,
     expiresWithSession: async () => false,
@@ -179,9 +185,10 @@ export async function createOidcProvider(
   const provider = new Provider(o.publicUrl, configuration);
   provider.proxy = o.trustProxy;
   provider.on('server_error', (_ctx: unknown, err: Error) => o.logger.error({ err }, 'oauth server error'));
-  provider.on('grant.revoked', (_ctx: unknown, grantId: string) =>
-    o.logger.info({ grantId }, 'oauth grant revoked'),
-  );
+  provider.on('grant.revoked', (_ctx: unknown, grantId: string) => {
+    o.grants.revoked(grantId);
+    o.logger.info({ grantId }, 'oauth grant revoked');
+  });
   provider.on('refresh_token.consumed', () => {});
   return { provider, publicJwk: publicJwk as JsonWebKey };
 }

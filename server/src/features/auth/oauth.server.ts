@@ -76,6 +76,10 @@ export class OAuthServer {
         .includes(MCP_SCOPE)
     )
       return { rejected: 'missing scope mcp' };
+    // Tokens issued before grant ids were put in them carry none; they expire within the TTL.
+    const grantId = payload['grant_id'];
+    if (grantId !== undefined && (typeof grantId !== 'string' || !(await this.#o.grants.isLive(grantId))))
+      return { rejected: 'grant revoked' };
     const user = await this.#o.users.findById(String(payload.sub));
     if (!user || user.disabledAt) return { rejected: 'unknown user' };
     return {
@@ -158,6 +162,7 @@ export class OAuthServer {
     if (!row || (owner !== principal.userId && !isAdmin(principal))) throw notFound('connected client');
     await this.#o.repo.oauthRevokeByGrantId(grantId);
     await this.#o.repo.oauthDestroy(`Grant:${grantId}`);
+    this.#o.grants.revoked(grantId);
     this.#o.audit.record({
       category: 'auth',
       action: 'oauth.revoke',

@@ -2,7 +2,8 @@ import type { Response } from 'express';
 
 /**
  * JSON-RPC error codes on the MCP wire (the second error family; REST uses AppError).
- * -32700..-32600 are JSON-RPC's own; -32001 is the SDK's "session not found"/timeout;
+ * -32700..-32600 are JSON-RPC's own; -32000 is the SDK's generic server error (its transport
+ * answers a refused Host with it, and so do we); -32001 is the SDK's "session not found"/timeout;
  * -32003 is ours for policy refusals, so clients can tell "not allowed" from "broken";
  * -32004 is ours for "the upstream needs the user to connect their account (OAuth)", with
  * `data: { server, connectUrl }`.
@@ -13,6 +14,7 @@ export const RpcCode = {
   MethodNotFound: -32601,
   InvalidParams: -32602,
   InternalError: -32603,
+  ServerError: -32000,
   SessionNotFound: -32001,
   Forbidden: -32003,
   AuthorizationRequired: -32004,

@@ -15,6 +15,8 @@ import {
 import { slugSchema } from '@gateway/shared';
 import type { AuditSink } from '../audit/index.ts';
 import { principalOf, requireAuth, type Authenticator, type Principal } from '../auth/index.ts';
+import type { HostPolicy } from '../../platform/http/hosts.ts';
+import { refuseDeepJson } from '../../platform/http/json-depth.ts';
 import { splitName } from './aggregate.names.ts';
 import { RpcCode, sendRpcError } from './gateway.errors.ts';
 import type { GatewaySession, Gateway } from './gateway.service.ts';
@@ -61,7 +63,7 @@ function toolCallsOf(messages: unknown[], slug: string | undefined): { slug: str
 /**
  * Streamable HTTP endpoints: `/mcp` (aggregate) and `/mcp/{slug}` (one server), each with
  * POST (messages), GET (the standalone SSE stream) and DELETE (end the session). Checks,
- * in order: Origin (403), authentication (401), server visibility (404) and credential
+ * in order: Host (403), Origin (403), authentication (401), server visibility (404) and credential
  * scope (403), body size (413) and JSON-RPC shape (-32700/-32600), rate limits (429),
  * session (404).
  */
@@ -74,6 +76,8 @@ export function gatewayRoutes(options: {
   bodyLimit: string;
   publicOrigins: readonly string[];
   allowedOrigins: readonly string[];
+  /** The Host header values this deployment answers (PUBLIC_URL, loopback, ALLOWED_HOSTS). */
+  hosts: HostPolicy;
   /** Rate limits: asked after authentication and body parsing, before the session sees anything. */
   admit?: McpAdmission | undefined;
 }): Router {
@@ -104,6 +108,13 @@ export function gatewayRoutes(options: {
       details: { httpStatus: status, httpMethod: req.method, requestId: requestIdOf(req) },
     });
     sendRpcError(res, status, code, message, id);
+  };
+
+  // Before Origin: a DNS-rebinding page sends its own name as both Host and Origin, so
+  // Origin agrees with Host; only the Host itself gives it away.
+  const checkHost: RequestHandler = (req, res, next) => {
+    if (options.hosts.allowsRequest(req)) return next();
+    refuse(req, res, 403, RpcCode.ServerError, 'Invalid Host header: this host is not served here');
   };
 
   // Browsers send Origin; a foreign one is refused to stop DNS-rebinding and cross-site
@@ -162,7 +173,7 @@ export function gatewayRoutes(options: {
     next();
   };
 
-  const json = express.json({ limit: options.bodyLimit, type: () => true });
+  const json = express.json({ limit: options.bodyLimit, type: () => true, verify: refuseDeepJson });
   const parseBody: RequestHandler = (req, res, next) => {
     json(req, res, (err?: { type?: string; limit?: number }) => {
       if (!err) return next();
@@ -170,6 +181,14 @@ export function gatewayRoutes(options: {
         return refuse(req, res, 413, RpcCode.InvalidRequest, `message larger than ${err.limit} bytes`);
       if (err.type === 'entity.parse.failed')
         return refuse(req, res, 400, RpcCode.ParseError, 'Parse error: body is not valid JSON');
+      if (err.type === 'entity.too.deep')
+        return refuse(
+          req,
+          res,
+          400,
+          RpcCode.ParseError,
+          `Parse error: JSON nests deeper than ${err.limit} levels`,
+        );
       return refuse(req, res, 400, RpcCode.InvalidRequest, 'unreadable request body');
     });
   };
@@ -214,6 +233,7 @@ export function gatewayRoutes(options: {
 
   router.post(
     paths,
+    checkHost,
     checkOrigin,
     auth,
     authErrors,
@@ -280,6 +300,7 @@ export function gatewayRoutes(options: {
 
   router.get(
     paths,
+    checkHost,
     checkOrigin,
     auth,
     authErrors,
@@ -307,15 +328,23 @@ export function gatewayRoutes(options: {
     },
   );
 
-  router.delete(paths, checkOrigin, auth, authErrors, resolveServer, async (req: Request, res: Response) => {
-    const session = findSession(req, res);
-    if (!session) return;
-    try {
-      await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res));
-    } catch (err) {
-      failed(req, res, err);
-    }
-  });
+  router.delete(
+    paths,
+    checkHost,
+    checkOrigin,
+    auth,
+    authErrors,
+    resolveServer,
+    async (req: Request, res: Response) => {
+      const session = findSession(req, res);
+      if (!session) return;
+      try {
+        await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res));
+      } catch (err) {
+        failed(req, res, err);
+      }
+    },
+  );
 
   return router;
 }

@@ -432,10 +432,11 @@ export class McpRelay {
       if (!this.toUpstream.has(upstreamId)) return;
       this.settleUpstreamRequest(upstreamId);
       const known = this.opts.describeFailure?.(error);
+      // The exception's text (addresses, paths, an upstream's response body) goes to the audit
+      // trail, never to the client.
       const reason =
-        known?.message ??
-        `Upstream "${this.opts.upstreamName}" could not take ${request.method}: ${errorMessage(error)}`;
-      this.report(pending, 'failed', undefined, reason);
+        known?.message ?? `Upstream "${this.opts.upstreamName}" could not take ${request.method}`;
+      this.report(pending, 'failed', undefined, known?.message ?? `${reason}: ${errorMessage(error)}`);
       this.replyDownstreamError(request.id, known?.code ?? ErrorCode.InternalError, reason, known?.data);
       if (request.method === 'initialize') void this.shutdown('upstream failed to start');
     });

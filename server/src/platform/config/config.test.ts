@@ -62,4 +62,15 @@ describe('loadConfig', () => {
       '10.0.0.0/8',
     ]);
   });
+
+  it('parses ALLOWED_HOSTS and refuses what is not a host list', () => {
+    expect(loadConfig({}).http.allowedHosts).toEqual([]);
+    expect(
+      loadConfig({ ALLOWED_HOSTS: 'gw.internal, proxy.example:8443,[fd00::1]:80' }).http.allowedHosts,
+    ).toEqual(['gw.internal', 'proxy.example:8443', '[fd00::1]:80']);
+    expect(loadConfig({ ALLOWED_HOSTS: '*' }).http.allowedHosts).toEqual(['*']);
+    for (const bad of ['https://gw.example', 'gw.example/path', 'a b']) {
+      expect(() => loadConfig({ ALLOWED_HOSTS: bad }), bad).toThrow(/ALLOWED_HOSTS/);
+    }
+  });
 });

@@ -70,6 +70,20 @@ const envSchema = z.object({
     .string()
     .regex(/^\d+(b|kb|mb)?$/i, 'must be a size such as 1048576, 512kb or 4mb')
     .default('4mb'),
+  /**
+   * Host header values served besides PUBLIC_URL's host, `localhost`/`127.0.0.1`/`[::1]` on
+   * the listening port, and IP addresses (comma-separated `name` for any port, `name:port`,
+   * or `*` for no check). Any other Host gets 403: a DNS-rebinding page arrives with its own
+   * domain as Host. Behind a proxy that rewrites Host, name what it sends, or set TRUST_PROXY
+   * so its X-Forwarded-Host counts (never trusted otherwise).
+   */
+  ALLOWED_HOSTS: z
+    .string()
+    .regex(
+      /^\s*(\*|[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?)?(\s*,\s*(\*|[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?))*\s*$/,
+      'must be comma-separated host names, host:port pairs, or *',
+    )
+    .default(''),
   /** Express `trust proxy` setting: false, true, a hop count, or a comma-separated list of subnets. */
   TRUST_PROXY: z.string().default('false'),
   /** Directory with the built web client. Defaults to client/dist in the repository. */
@@ -149,12 +163,16 @@ const envSchema = z.object({
    */
   WORKERS_METRICS_PORT: int(0, 65535).default(9464),
   // --- rate limits (requests per minute; 0 turns a limit off) ---
-  /** Requests per client IP, counted before authentication (every path but /healthz, /readyz, /metrics). */
-  RATE_LIMIT_IP_PER_MINUTE: int(0, 1_000_000).default(600),
-  /** Authenticated requests per user (REST API and MCP endpoints). */
-  RATE_LIMIT_USER_PER_MINUTE: int(0, 1_000_000).default(1200),
-  /** Requests per user to one MCP server (/mcp/{server}, and tools/call of {server}__* on /mcp). */
-  RATE_LIMIT_USER_SERVER_PER_MINUTE: int(0, 1_000_000).default(600),
+  // The defaults are ceilings on runaway loops and floods, not on work: an agent fires bursts
+  // of quick tool calls (dozens per second), and every MCP request also counts against the
+  // address it comes from, so 10 per second stopped ordinary agents. Comparable gateways
+  // allow 100-200 per second per user. Expensive tools get their own RATE_LIMIT_TOOLS entry.
+  /** Requests per client IP, counted before authentication (every path but /healthz, /readyz, /metrics); 200/s. */
+  RATE_LIMIT_IP_PER_MINUTE: int(0, 1_000_000).default(12_000),
+  /** Authenticated requests per user (REST API and MCP endpoints); 200/s. */
+  RATE_LIMIT_USER_PER_MINUTE: int(0, 1_000_000).default(12_000),
+  /** Requests per user to one MCP server (/mcp/{server}, and tools/call of {server}__* on /mcp); 100/s. */
+  RATE_LIMIT_USER_SERVER_PER_MINUTE: int(0, 1_000_000).default(6_000),
   /** Per-user limits of single tools: JSON object {"server__tool": n}; "server__*" covers that server's other tools. */
   RATE_LIMIT_TOOLS: z
     .string()
@@ -305,6 +323,7 @@ function build(env: z.infer<typeof envSchema>) {
       publicUrl: env.PUBLIC_URL?.replace(/\/+$/, ''),
       bodyLimit: env.HTTP_BODY_LIMIT.toLowerCase(),
       trustProxy: parseTrustProxy(env.TRUST_PROXY),
+      allowedHosts: list(env.ALLOWED_HOSTS),
       clientDistDir: env.CLIENT_DIST_DIR ? path.resolve(env.CLIENT_DIST_DIR) : undefined,
       tls:
         env.TLS_CERT_FILE && env.TLS_KEY_FILE

@@ -5,8 +5,9 @@ import express, { type ErrorRequestHandler, type Express, type RequestHandler, t
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import type { ErrorBody } from '@gateway/shared';
-import type { Logger } from '../logging/logger.ts';
+import { loggableUrl, type Logger } from '../logging/logger.ts';
 import { AppError } from './errors.ts';
+import { refuseDeepJson } from './json-depth.ts';
 
 export interface AppOptions {
   logger: Logger;
@@ -43,10 +44,11 @@ export function createApp(options: AppOptions): Express {
         err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
       serializers: {
+        // Query values never reach a log line (sign-in codes and states travel in them).
         req: (req: { id: string; method: string; url: string }) => ({
           id: req.id,
           method: req.method,
-          url: req.url,
+          url: loggableUrl(req.url),
         }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
@@ -78,7 +80,11 @@ export function createApp(options: AppOptions): Express {
   );
   for (const handler of options.early ?? []) app.use(handler);
   // MCP endpoints parse their own bodies: their errors must be JSON-RPC errors, not REST ones.
-  const json = express.json({ limit: options.bodyLimit, type: ['application/json', 'application/*+json'] });
+  const json = express.json({
+    limit: options.bodyLimit,
+    type: ['application/json', 'application/*+json'],
+    verify: refuseDeepJson,
+  });
   app.use((req, res, next) =>
     req.path === '/mcp' || req.path.startsWith('/mcp/') ? next() : json(req, res, next),
   );
@@ -114,6 +120,9 @@ function normalise(err: unknown): AppError | undefined {
   }
   if (e?.type === 'entity.parse.failed') {
     return new AppError('bad_request', 'request body is not valid JSON');
+  }
+  if (e?.type === 'entity.too.deep') {
+    return new AppError('bad_request', `request body nests JSON deeper than ${e.limit} levels`);
   }
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
     return new AppError('bad_request', 'unsupported request body encoding');

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from './logger.ts';
+import { createLogger, loggableUrl } from './logger.ts';
 
 function capture() {
   const lines: string[] = [];
@@ -33,5 +33,15 @@ describe('logger', () => {
     }
     expect(line).toContain('visible');
     expect(line).toContain('[redacted]');
+  });
+
+  it('keeps a URL path and its query parameter names, never a query value', () => {
+    expect(loggableUrl('/auth/callback?code=abc123&state=xyz789')).toBe(
+      '/auth/callback?code=[redacted]&state=[redacted]',
+    );
+    expect(loggableUrl('/oauth/upstream/start?state=s3cr3t')).toBe('/oauth/upstream/start?state=[redacted]');
+    expect(loggableUrl('/x?bare-token-value&a=1&&b=')).toBe('/x?[redacted]&a=[redacted]&b=[redacted]');
+    expect(loggableUrl('/api/servers')).toBe('/api/servers');
+    expect(loggableUrl('/api/servers?')).toBe('/api/servers');
   });
 });

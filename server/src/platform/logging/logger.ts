@@ -36,6 +36,30 @@ const paths = REDACTED_KEYS.flatMap((k) => {
   return [key, `*${dot}`, `*.*${dot}`, `req.headers${dot}`, `res.headers${dot}`];
 });
 
+const CENSOR = '[redacted]';
+
+/**
+ * A request URL as it may be logged: the path, and the query's parameter names with every
+ * value replaced. Query strings carry one-time secrets (the sign-in `code` and `state` on
+ * `/auth/callback` and `/oauth/upstream/callback`, `state` on `/oauth/upstream/start`, an
+ * authorization request's PKCE challenge) and a list of sensitive names would miss the next
+ * endpoint's, so no value is kept on any path. A part without `=` could be a value alone
+ * (`?<token>`): it is replaced whole.
+ */
+export function loggableUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const parts = url
+    .slice(q + 1)
+    .split('&')
+    .filter(Boolean)
+    .map((part) => {
+      const eq = part.indexOf('=');
+      return eq < 0 ? CENSOR : `${part.slice(0, eq)}=${CENSOR}`;
+    });
+  return parts.length ? `${url.slice(0, q)}?${parts.join('&')}` : url.slice(0, q);
+}
+
 /** Creates the process logger: JSON lines on stdout, secrets redacted by key name. */
 export function createLogger(options: {
   level: string;
@@ -46,7 +70,7 @@ export function createLogger(options: {
     {
       name: options.name,
       level: options.level,
-      redact: { paths, censor: '[redacted]' },
+      redact: { paths, censor: CENSOR },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logging/logger.ts';
 
-/** What changed: the server catalog, or the access rules. */
-export type ChangeTopic = 'registry' | 'access';
+/** What changed: the server catalog, the access rules, or OAuth grants (one was revoked). */
+export type ChangeTopic = 'registry' | 'access' | 'oauth-grants';
 
 /**
  * Tells the other processes of a deployment (server replicas, workers) that something they
