@@ -7,8 +7,8 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import type { JSONRPCNotification, JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Capabilities } from '@gateway/shared';
 import type { Logger } from '../../platform/logging/logger.ts';
-import type { AuditEventInput } from '../audit/index.ts';
-import type { Principal } from '../auth/index.ts';
+import type { AuditEventInput } from '../../core/audit.ts';
+import type { Principal } from '../../core/principal.ts';
 import type { ResolvedCredentials } from '../credentials/index.ts';
 import type { ServerRecord } from '../registry/index.ts';
 import { AggregateSession } from './aggregate.session.ts';
