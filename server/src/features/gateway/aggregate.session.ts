@@ -295,7 +295,6 @@ export class AggregateSession {
           cursor = result['nextCursor'] as string | undefined;
           if (!cursor) break;
         }
-        const slug = m.server.slug;
         return items
           .filter(
             (item) =>
