@@ -3,6 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { findCycles, importGraph, importSpecifiers } from './support/import-cycles.ts';
 import { ROOT } from './support/process.ts';
 
 function sourceFiles(dir: string): string[] {
@@ -17,10 +18,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 function imports(file: string): string[] {
-  const text = readFileSync(path.join(ROOT, file), 'utf8');
-  return [
-    ...text.matchAll(/(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g),
-  ].map((m) => (m[1] ?? m[2])!);
+  return importSpecifiers(readFileSync(path.join(ROOT, file), 'utf8'));
 }
 
 function violations(files: string[], forbidden: (spec: string, file: string) => boolean): string[] {
@@ -77,5 +75,63 @@ describe('architecture', () => {
         return !(m[2]!.endsWith('.schema.ts') && (f.endsWith('.schema.ts') || f.endsWith('.repository.ts')));
       }),
     ).toEqual([]);
+  });
+
+  it('no file of server/src imports itself back, directly or through others', () => {
+    const files = sourceFiles('server/src').filter((f) => !f.endsWith('.test.ts'));
+    const sources = new Map(
+      files.map((f) => [f.split(path.sep).join('/'), readFileSync(path.join(ROOT, f), 'utf8')]),
+    );
+    expect(findCycles(importGraph(sources))).toEqual([]);
+  });
+
+  it('core and platform never import a feature or the composition root', () => {
+    const files = [...sourceFiles('server/src/core'), ...sourceFiles('server/src/platform')];
+    expect(
+      violations(
+        files,
+        // The one exception: the schema index gathers every feature's tables for drizzle.
+        (s, f) =>
+          /(^|\/)features\/|(^|\/)(runtime[\w.]*|routes)\.ts$/.test(s) &&
+          !(f.endsWith(path.join('platform', 'db', 'schema.ts')) && s.endsWith('.schema.ts')),
+      ),
+    ).toEqual([]);
+  });
+});
+
+describe('the import cycle finder', () => {
+  it('reports a circle through import type, export from and a dynamic import', () => {
+    const sources = new Map([
+      ['src/a.ts', "import type { B } from './b.ts';\nexport const a = 1;"],
+      ['src/b.ts', "export { c } from './sub/c.ts';\nexport type B = number;"],
+      ['src/sub/c.ts', "export const c = 2;\nexport async function load() {\n  return import('../a.ts');\n}"],
+      ['src/d.ts', "import './d.ts';"],
+      ['src/e.ts', "import { a } from './a.ts';\nimport { readFileSync } from 'node:fs';"],
+    ]);
+    expect(findCycles(importGraph(sources))).toEqual([
+      ['src/a.ts', 'src/b.ts', 'src/sub/c.ts'],
+      ['src/d.ts'],
+    ]);
+  });
+
+  it('reports none when every import points one way', () => {
+    const sources = new Map([
+      ['src/a.ts', "import { b } from './b.ts';\nimport type { C } from './c.ts';"],
+      ['src/b.ts', "export { c as b } from './c.ts';"],
+      ['src/c.ts', "import { readFileSync } from 'node:fs';\nexport const c = 1;"],
+    ]);
+    expect(findCycles(importGraph(sources))).toEqual([]);
+  });
+
+  it('a two-file circle is reported once, with both files', () => {
+    expect(
+      findCycles(
+        new Map([
+          ['x.ts', ['y.ts']],
+          ['y.ts', ['x.ts']],
+          ['z.ts', ['x.ts']],
+        ]),
+      ),
+    ).toEqual([['x.ts', 'y.ts']]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { scrub } from '../../server/src/features/gateway/gateway.service.ts';
+import { scrub } from '../../server/src/features/gateway/gateway.audit.ts';
 import { connectMcp, everythingStdio, text } from '../support/mcp.ts';
 import { createUserKey, grant, useServer } from '../support/server.ts';
 

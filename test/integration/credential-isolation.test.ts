@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { describe, expect, it } from 'vitest';
-import type { Principal } from '../../server/src/features/auth/index.ts';
+import type { Principal } from '../../server/src/core/principal.ts';
 import { everythingStdio, text } from '../support/mcp.ts';
 import { createUserKey, grant, useServer } from '../support/server.ts';
 

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { createAccessRuleSchema } from '@gateway/shared';
 import { AppError } from '../../platform/http/errors.ts';
 import { parseOr400, validate } from '../../platform/http/validate.ts';
-import { isAdmin, principalOf, requireRole } from '../auth/index.ts';
+import { isAdmin, principalOf, requireRole } from '../../core/principal.ts';
 import type { RegistryService } from '../registry/index.ts';
 import type { UsersRepository } from '../users/index.ts';
 import type { AccessService } from './access.service.ts';

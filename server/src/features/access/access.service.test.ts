@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Principal } from '../auth/index.ts';
+import type { Principal } from '../../core/principal.ts';
 import type { AccessRepository } from './access.repository.ts';
 import { AccessService } from './access.service.ts';
 

@@ -1,8 +1,8 @@
 import type { AccessRuleView, CreateAccessRule } from '@gateway/shared';
 import { notFound } from '../../platform/http/errors.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
-import type { AuditSink } from '../audit/index.ts';
-import type { Principal } from '../auth/index.ts';
+import type { AuditSink } from '../../core/audit.ts';
+import type { Principal } from '../../core/principal.ts';
 import type { AccessRepository } from './access.repository.ts';
 
 /** The part of a server that access decisions look at. */

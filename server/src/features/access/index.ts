@@ -1,3 +1,2 @@
 export { AccessRepository } from './access.repository.ts';
 export { AccessService, type AccessTarget } from './access.service.ts';
-export { accessRoutes } from './access.routes.ts';

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { auditExportQuerySchema, auditQuerySchema, usageQuerySchema } from '@gateway/shared';
 import { forbidden } from '../../platform/http/errors.ts';
 import { parseOr400 } from '../../platform/http/validate.ts';
-import { canReadAudit, isAdmin, principalOf, requireRole } from '../auth/index.ts';
+import { canReadAudit, isAdmin, principalOf, requireRole } from '../../core/principal.ts';
 import type { AuditService } from './audit.service.ts';
 
 /**

@@ -1,16 +1,12 @@
 import type { AuditPage, AuditQuery } from '@gateway/shared';
 import { badRequest } from '../../platform/http/errors.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
-import { buildAuditRecord, type AuditEventInput, type AuditRecord } from './audit.record.ts';
+import type { AuditEventInput, AuditSink } from '../../core/audit.ts';
+import { buildAuditRecord, type AuditRecord } from './audit.record.ts';
 import type { AuditRepository } from './audit.repository.ts';
 import { AuditSpool, compareOrder, type SpoolFile } from './audit.spool.ts';
 import { AuditTrail } from './audit.trail.ts';
 import { toAuditView } from './audit.view.ts';
-
-/** Anything that accepts audit events; features depend on this, not on the service. */
-export interface AuditSink {
-  record(event: AuditEventInput): void;
-}
 
 /** How the batching writer behaves (from the `AUDIT_*` configuration). */
 export interface AuditWriterOptions {

@@ -15,7 +15,8 @@ import type { Writable } from 'node:stream';
 import type { Logger } from '../../platform/logging/logger.ts';
 import { chainHash, GENESIS_HASH } from './audit.chain.ts';
 import { formatEvent, writeExport } from './audit.export.ts';
-import { buildAuditRecord, type AuditEventInput } from './audit.record.ts';
+import type { AuditEventInput } from '../../core/audit.ts';
+import { buildAuditRecord } from './audit.record.ts';
 import type { AuditFilter, AuditRepository, AuditRow, RetentionDecision } from './audit.repository.ts';
 import { toAuditView } from './audit.view.ts';
 

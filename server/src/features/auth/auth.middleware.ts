@@ -1,7 +1,7 @@
 import type { RequestHandler, Request } from 'express';
 import { AppError } from '../../platform/http/errors.ts';
-import type { AuditSink } from '../audit/index.ts';
-import type { Principal } from './principal.ts';
+import type { AuditSink } from '../../core/audit.ts';
+import type { Principal } from '../../core/principal.ts';
 
 /** Turns a bearer token into a principal, or says why not (API keys, OAuth access tokens). */
 export interface Authenticator {
@@ -17,13 +17,6 @@ export function bearerToken(req: Request): string | undefined {
   if (!h) return undefined;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
   return m?.[1];
-}
-
-/** The principal of an authenticated request. */
-export function principalOf(res: { locals: Record<string, unknown> }): Principal {
-  const p = res.locals['principal'] as Principal | undefined;
-  if (!p) throw new AppError('unauthenticated', 'authentication required');
-  return p;
 }
 
 /**
@@ -94,12 +87,5 @@ export function requireAuth(options: {
     } catch (err) {
       next(err);
     }
-  };
-}
-
-/** Allows only principals the predicate accepts (403 otherwise). */
-export function requireRole(check: (p: Principal) => boolean, what: string): RequestHandler {
-  return (_req, res, next) => {
-    next(check(principalOf(res)) ? undefined : new AppError('forbidden', `${what} only`));
   };
 }

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { parseOr400 } from '../../platform/http/validate.ts';
 import type { UsersRepository } from '../users/index.ts';
-import { principalOf } from './auth.middleware.ts';
+import { principalOf } from '../../core/principal.ts';
 import type { WebAuth } from './auth.web.ts';
 import type { OAuthServer } from './oauth.server.ts';
 

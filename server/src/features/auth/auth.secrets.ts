@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import type { SealedStore } from '../../platform/crypto/sealed.store.ts';
 import type { Vault } from '../../platform/crypto/vault.ts';
-import type { SealedStore } from '../credentials/index.ts';
 import type { AuthRepository } from './auth.repository.ts';
 
 /** Binds a sealed setting to its name (the vault's additional authenticated data). */

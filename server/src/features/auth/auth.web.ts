@@ -7,13 +7,13 @@ import { Strategy as OidcStrategy, type Profile } from 'passport-openidconnect';
 import type { MeView } from '@gateway/shared';
 import { AppError } from '../../platform/http/errors.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
-import type { AuditSink } from '../audit/index.ts';
+import type { AuditSink } from '../../core/audit.ts';
 import type { KeysService } from '../keys/index.ts';
-import type { Role, UsersRepository } from '../users/index.ts';
+import type { UsersRepository } from '../users/index.ts';
 import type { Authenticator } from './auth.middleware.ts';
 import { AUTH_CSS, errorPage, localLoginPage } from './auth.pages.ts';
 import type { AuthRepository } from './auth.repository.ts';
-import type { Principal } from './principal.ts';
+import type { Principal, Role } from '../../core/principal.ts';
 import { DatabaseSessionStore } from './session.store.ts';
 
 declare module 'express-session' {

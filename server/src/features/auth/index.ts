@@ -1,7 +1,5 @@
-export { bearerToken, principalOf, requireAuth, requireRole, type Authenticator } from './auth.middleware.ts';
-export { canReadAudit, isAdmin, type Principal } from './principal.ts';
+export { bearerToken, requireAuth, type Authenticator } from './auth.middleware.ts';
 export { AuthRepository } from './auth.repository.ts';
-export { authApiRoutes } from './auth.routes.ts';
 export { settingsSealedStore, sharedSecret } from './auth.secrets.ts';
 export { roleForGroups, safeReturnTo, WebAuth, type OidcSettings } from './auth.web.ts';
 export { OAuthServer } from './oauth.server.ts';

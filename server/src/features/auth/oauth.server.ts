@@ -4,8 +4,8 @@ import { decodeProtectedHeader, importJWK, jwtVerify, type JWTPayload } from 'jo
 import type { Provider } from 'oidc-provider';
 import type { OAuthGrantView } from '@gateway/shared';
 import { AppError, notFound } from '../../platform/http/errors.ts';
-import type { AuditSink } from '../audit/index.ts';
-import { isAdmin, type Principal } from './principal.ts';
+import type { AuditSink } from '../../core/audit.ts';
+import { isAdmin, type Principal } from '../../core/principal.ts';
 import type { WebAuth } from './auth.web.ts';
 import { createOidcProvider, MCP_SCOPE, resourceFor, type OidcProviderOptions } from './oauth.provider.ts';
 import { oauthRoutes } from './oauth.routes.ts';

@@ -2,7 +2,7 @@ import { adminThreadsQuerySchema, createThreadSchema, updateThreadSchema } from 
 import { Router } from 'express';
 import { z } from 'zod';
 import { parseOr400, validate } from '../../platform/http/validate.ts';
-import { principalOf } from '../auth/index.ts';
+import { principalOf } from '../../core/principal.ts';
 import type { ChatService } from './chat.service.ts';
 
 const idParams = z.object({ id: z.string().uuid('must be a thread id') });

@@ -7,8 +7,8 @@ import type {
 } from '@gateway/shared';
 import { AppError, conflict, forbidden, notFound } from '../../platform/http/errors.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
-import type { AuditEventInput, AuditSink } from '../audit/index.ts';
-import { canReadAudit, type Principal } from '../auth/index.ts';
+import type { AuditEventInput, AuditSink } from '../../core/audit.ts';
+import { canReadAudit, type Principal } from '../../core/principal.ts';
 import type { CredentialsService, RefreshLock } from '../credentials/index.ts';
 import type { Gateway } from '../gateway/index.ts';
 import type { RegistryService } from '../registry/index.ts';

@@ -16,7 +16,8 @@ import type { ZodType } from 'zod';
 import { AppError, notFound } from '../../platform/http/errors.ts';
 import { parseOr400 } from '../../platform/http/validate.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
-import type { Authenticator, Principal } from '../auth/index.ts';
+import type { Principal } from '../../core/principal.ts';
+import type { Authenticator } from '../auth/index.ts';
 import type { ChatService } from './chat.service.ts';
 
 type ChatSocket = Socket<ClientToServerEvents, ServerToClientEvents, ServerEvents, SocketData>;

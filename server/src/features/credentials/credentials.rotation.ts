@@ -1,36 +1,14 @@
 import type { KeyRotationReport } from '@gateway/shared';
+import type { SealedStore } from '../../platform/crypto/sealed.store.ts';
 import { VaultError, type Sealed, type Vault } from '../../platform/crypto/vault.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
-import type { AuditSink } from '../audit/index.ts';
-import type { Principal } from '../auth/index.ts';
+import type { AuditSink } from '../../core/audit.ts';
+import type { Principal } from '../../core/principal.ts';
 import type { CredentialsRepository } from './credentials.repository.ts';
 import { aad } from './credentials.service.ts';
 
-/** One vault-sealed record as rotation sees it: its id in its table, the sealed value, its AAD. */
-export interface SealedRecord {
-  id: string;
-  sealed: Sealed;
-  aad: string;
-}
-
-/**
- * A table of vault-sealed records. Every feature that seals with the vault provides one, so
- * a rotation re-wraps every secret and the old master key can then be dropped.
- */
-export interface SealedStore {
-  /** The table's name, for logs. */
-  readonly name: string;
-  /** How many records the table holds, and how many of them are under master key `keyId`. */
-  countByKey(keyId: string): Promise<{ total: number; underKey: number }>;
-  /** Up to `limit` records not under `keyId`, in id order after `afterId`. */
-  listNotUnderKey(keyId: string, afterId: string | undefined, limit: number): Promise<SealedRecord[]>;
-  /** Compare-and-set of the wrapped data key; false when the record changed since it was read. */
-  replaceWrappedKey(
-    id: string,
-    expected: Pick<Sealed, 'keyId' | 'wrappedKey'>,
-    next: Pick<Sealed, 'keyId' | 'wrappedKey'>,
-  ): Promise<boolean>;
-}
+// credentials.oauth.ts names the store interface from here.
+export type { SealedStore };
 
 /** The credentials table as a sealed store (users' and servers' upstream secrets). */
 export function credentialsSealedStore(repo: CredentialsRepository): SealedStore {

@@ -1,15 +1,8 @@
 import { Router, type Request, type Response } from 'express';
 import { rotateKeysSchema } from '@gateway/shared';
 import { validate } from '../../platform/http/validate.ts';
-import {
-  continuePage,
-  errorPage,
-  isAdmin,
-  principalOf,
-  requireRole,
-  successPage,
-  type WebAuth,
-} from '../auth/index.ts';
+import { isAdmin, principalOf, requireRole } from '../../core/principal.ts';
+import { continuePage, errorPage, successPage, type WebAuth } from '../auth/index.ts';
 import { UpstreamOAuthError, type UpstreamOAuthService } from './upstream-oauth.service.ts';
 import type { CredentialsRotation } from './credentials.rotation.ts';
 

@@ -1,7 +1,7 @@
 import type { CredentialField, CredentialView, PutCredentials } from '@gateway/shared';
 import type { Vault } from '../../platform/crypto/vault.ts';
 import { badRequest, notFound } from '../../platform/http/errors.ts';
-import type { AuditSink } from '../audit/index.ts';
+import type { AuditSink } from '../../core/audit.ts';
 import type { CredentialOwner, CredentialRow, CredentialsRepository } from './credentials.repository.ts';
 
 /** The part of a registered server the credentials feature needs. */

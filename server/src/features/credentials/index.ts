@@ -4,14 +4,7 @@ export {
   type CredentialTarget,
   type ResolvedCredentials,
 } from './credentials.service.ts';
-export {
-  CredentialsRotation,
-  credentialsSealedStore,
-  type RotationTrigger,
-  type SealedRecord,
-  type SealedStore,
-} from './credentials.rotation.ts';
-export { keyRotationRoutes, upstreamOAuthRoutes } from './credentials.routes.ts';
+export { CredentialsRotation, credentialsSealedStore, type RotationTrigger } from './credentials.rotation.ts';
 export { defineCredentialsJobs } from './credentials.jobs.ts';
 export { UpstreamOAuthError, UpstreamOAuthService, type OAuthScope } from './upstream-oauth.service.ts';
 export { pendingAuthorizationsSealedStore, type OAuthTarget } from './upstream-oauth.store.ts';

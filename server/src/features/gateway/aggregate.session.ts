@@ -12,61 +12,17 @@ import {
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerRecord } from '../registry/index.ts';
-import { mapUri, prefixName, splitName, unmapUri } from './aggregate.names.ts';
-import { rpcErrorOf, RpcCode, type RpcError } from './gateway.errors.ts';
+import { openMember, type Member, type MemberSession } from './aggregate.members.ts';
+import { mapUri } from './aggregate.names.ts';
+import { LIST_METHODS, listItem, mapResult, routeRequest, type Json } from './aggregate.routing.ts';
+import { RpcCode } from './gateway.errors.ts';
 import type { SessionContext } from './gateway.ports.ts';
-import type { Gateway } from './gateway.service.ts';
-import { McpRelay } from './mcp.relay.ts';
-
-type Json = Record<string, unknown>;
-
-/** The relay's "downstream": a transport whose other end is the aggregate session. */
-class MemberLink implements Transport {
-  onclose?: () => void;
-  onerror?: (error: Error) => void;
-  onmessage?: (message: JSONRPCMessage) => void;
-  readonly #deliver: (message: JSONRPCMessage, options?: TransportSendOptions) => void;
-  readonly #closed: () => void;
-  constructor(deliver: (m: JSONRPCMessage, o?: TransportSendOptions) => void, closed: () => void) {
-    this.#deliver = deliver;
-    this.#closed = closed;
-  }
-  async start(): Promise<void> {}
-  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
-    this.#deliver(message, options);
-  }
-  async close(): Promise<void> {
-    this.#closed();
-    this.onclose?.();
-  }
-}
-
-interface Member {
-  server: ServerRecord;
-  link: MemberLink;
-  relay: McpRelay;
-  /** Resolves when the upstream answered initialize; rejects when it cannot be reached. */
-  ready: Promise<void>;
-  state: 'starting' | 'ready' | 'failed';
-  error?: string;
-  /** The member needs the user to connect their account (OAuth): calls to it get this error. */
-  authorizationRequired?: RpcError;
-  capabilities?: Json;
-  /** The credential values injected into this member's upstream (once it connected). */
-  secrets: () => readonly string[];
-}
+import type { SessionHost } from './gateway.session.ts';
 
 interface Internal {
   resolve: (m: JSONRPCMessage) => void;
   timer: NodeJS.Timeout;
 }
-
-const LIST_METHODS: Record<string, { key: string; kind: 'name' | 'uri' | 'template'; capability: string }> = {
-  'tools/list': { key: 'tools', kind: 'name', capability: 'tools' },
-  'prompts/list': { key: 'prompts', kind: 'name', capability: 'prompts' },
-  'resources/list': { key: 'resources', kind: 'uri', capability: 'resources' },
-  'resources/templates/list': { key: 'resourceTemplates', kind: 'template', capability: 'resources' },
-};
 
 /**
  * One downstream session of the aggregate endpoint `/mcp`. The gateway answers
@@ -77,7 +33,7 @@ const LIST_METHODS: Record<string, { key: string; kind: 'name' | 'uri' | 'templa
  * subscriptions and server-to-client requests work exactly as on `/mcp/{slug}`.
  */
 export class AggregateSession {
-  readonly #gateway: Gateway;
+  readonly #host: SessionHost;
   /** The client's side: a Streamable HTTP session, or an in-process link (the chat agent). */
   readonly #downstream: Transport;
   readonly #context: SessionContext;
@@ -98,12 +54,12 @@ export class AggregateSession {
   #clientInfo: { name?: string; version?: string } | undefined;
 
   constructor(options: {
-    gateway: Gateway;
+    host: SessionHost;
     downstream: Transport;
     context: SessionContext;
     onShutdown: () => void;
   }) {
-    this.#gateway = options.gateway;
+    this.#host = options.host;
     this.#downstream = options.downstream;
     this.#context = options.context;
     this.#onShutdown = options.onShutdown;
@@ -170,87 +126,19 @@ export class AggregateSession {
   // ----- members -----
 
   #startMembers(servers: ServerRecord[]) {
+    const session: MemberSession = {
+      host: this.#host,
+      context: this.#context,
+      sessionId: () => this.#downstream.sessionId,
+      clientInfo: () => this.#clientInfo,
+      initializeParams: () => this.#initialize!.params ?? {},
+      clientInitialized: () => this.#clientInitialized,
+      request: (member, method, params, timeoutMs) =>
+        this.#internalRequest(member, method, params, timeoutMs),
+    };
     for (const server of servers) {
       const slug = server.slug;
-      let credentialScope = 'none';
-      let secrets: string[] = [];
-      const link = new MemberLink(
-        (m, o) => this.#fromMember(slug, m, o),
-        () => {
-          const member = this.#members.get(slug);
-          if (member && member.state !== 'failed') {
-            member.state = 'failed';
-            member.error ??= 'upstream session closed';
-          }
-        },
-      );
-      const base = () => ({
-        context: this.#context,
-        sessionId: this.#downstream.sessionId,
-        slug,
-        clientInfo: this.#clientInfo,
-        credentialScope,
-        secrets,
-      });
-      const relay = new McpRelay({
-        downstream: link,
-        upstreamName: slug,
-        createUpstream: async () => {
-          const c = await this.#gateway.connectUpstream(server, this.#context, this.#downstream.sessionId);
-          credentialScope = c.credentialScope;
-          secrets = c.secrets;
-          return c.transport;
-        },
-        requestTimeoutMs: this.#gateway.deps.config.requestTimeoutMs,
-        initializeTimeoutMs: this.#gateway.deps.config.connectTimeoutMs,
-        describeFailure: rpcErrorOf,
-        closeDownstreamOnUpstreamClose: false,
-        authorize: (request) => {
-          this.#gateway.noteRequest(request);
-          if (request.method !== 'tools/call') return undefined;
-          const name = String((request.params as Json | undefined)?.['name'] ?? '');
-          return this.#gateway.deps.access.canCallTool(this.#context.principal, server, name)
-            ? undefined
-            : { code: RpcCode.Forbidden, message: `tool ${prefixName(slug, name)} is not allowed for you` };
-        },
-        onSettled: (e) => {
-          if (e.method !== 'initialize' || e.outcome !== 'answered') this.#gateway.auditSettled(e, base());
-        },
-        onNotification: (direction, n) => this.#gateway.auditNotification(direction, n, base()),
-      });
-      const member: Member = {
-        server,
-        link,
-        relay,
-        state: 'starting',
-        ready: Promise.resolve(),
-        secrets: () => secrets,
-      };
-      member.ready = (async () => {
-        await relay.start();
-        const response = await this.#internalRequest(
-          member,
-          'initialize',
-          this.#initialize!.params ?? {},
-          this.#gateway.deps.config.connectTimeoutMs,
-        );
-        if (isJSONRPCErrorResponse(response) && response.error.code === RpcCode.AuthorizationRequired) {
-          member.authorizationRequired = response.error;
-        }
-        if (!isJSONRPCResultResponse(response)) {
-          throw new Error(
-            isJSONRPCErrorResponse(response) ? response.error.message : 'no answer to initialize',
-          );
-        }
-        member.capabilities = ((response.result as Json)['capabilities'] as Json) ?? {};
-        member.state = 'ready';
-        if (this.#clientInitialized)
-          link.onmessage?.({ jsonrpc: '2.0', method: 'notifications/initialized' });
-      })().catch((err: unknown) => {
-        member.state = 'failed';
-        member.error = (err as Error).message;
-        void relay.close();
-      });
+      const member = openMember(server, session, (m, o) => this.#fromMember(slug, m, o));
       this.#members.set(slug, member);
     }
   }
@@ -308,7 +196,7 @@ export class AggregateSession {
         const protocolVersion = SUPPORTED_PROTOCOL_VERSIONS.includes(requested)
           ? requested
           : LATEST_PROTOCOL_VERSION;
-        this.#startMembers(await this.#gateway.usableServers(this.#context.principal));
+        this.#startMembers(await this.#host.usableServers(this.#context.principal));
         this.#reply(request.id, {
           protocolVersion,
           capabilities: {
@@ -333,12 +221,7 @@ export class AggregateSession {
           members
             .filter((m) => m.capabilities?.['logging'])
             .map((m) =>
-              this.#internalRequest(
-                m,
-                'logging/setLevel',
-                params,
-                this.#gateway.deps.config.requestTimeoutMs,
-              ),
+              this.#internalRequest(m, 'logging/setLevel', params, this.#host.config.requestTimeoutMs),
             ),
         );
         this.#reply(request.id, {});
@@ -354,7 +237,7 @@ export class AggregateSession {
       this.#auditLocal(request, started, 'ok');
       return;
     }
-    const routed = this.#route(request.method, params);
+    const routed = routeRequest(request.method, params);
     if ('error' in routed) {
       this.#error(request.id, routed.code, routed.error);
       this.#auditLocal(request, started, 'error', routed.error);
@@ -385,48 +268,7 @@ export class AggregateSession {
   }
 
   #listWaitMs() {
-    return Math.min(this.#gateway.deps.config.connectTimeoutMs, 10_000);
-  }
-
-  /** Where a request goes: the member its prefixed name or mapped URI names, with params unmapped. */
-  #route(method: string, params: Json): { slug: string; params: Json } | { error: string; code: number } {
-    const byName = () => {
-      const s = splitName(String(params['name'] ?? ''));
-      return s
-        ? { slug: s.slug, params: { ...params, name: s.name } }
-        : { error: `${method}: name must be {server}__{name}`, code: RpcCode.InvalidParams };
-    };
-    const byUri = () => {
-      const u = unmapUri(String(params['uri'] ?? ''));
-      return u
-        ? { slug: u.slug, params: { ...params, uri: u.uri } }
-        : { error: `${method}: unknown resource URI`, code: RpcCode.InvalidParams };
-    };
-    switch (method) {
-      case 'tools/call':
-      case 'prompts/get':
-        return byName();
-      case 'resources/read':
-      case 'resources/subscribe':
-      case 'resources/unsubscribe':
-        return byUri();
-      case 'completion/complete': {
-        const ref = (params['ref'] ?? {}) as Json;
-        if (ref['type'] === 'ref/prompt') {
-          const s = splitName(String(ref['name'] ?? ''));
-          if (s) return { slug: s.slug, params: { ...params, ref: { ...ref, name: s.name } } };
-        } else if (ref['type'] === 'ref/resource') {
-          const u = unmapUri(String(ref['uri'] ?? ''));
-          if (u) return { slug: u.slug, params: { ...params, ref: { ...ref, uri: u.uri } } };
-        }
-        return { error: 'completion/complete: unknown ref', code: RpcCode.InvalidParams };
-      }
-      default:
-        return {
-          error: `method ${method} is not supported by the aggregate endpoint`,
-          code: RpcCode.MethodNotFound,
-        };
-    }
+    return Math.min(this.#host.config.connectTimeoutMs, 10_000);
   }
 
   async #list(
@@ -445,7 +287,7 @@ export class AggregateSession {
             m,
             request.method,
             cursor ? { cursor } : {},
-            this.#gateway.deps.config.requestTimeoutMs,
+            this.#host.config.requestTimeoutMs,
           );
           if (!isJSONRPCResultResponse(r)) break;
           const result = r.result as Json;
@@ -453,24 +295,14 @@ export class AggregateSession {
           cursor = result['nextCursor'] as string | undefined;
           if (!cursor) break;
         }
-        const slug = m.server.slug;
         return items
           .filter(
             (item) =>
               list.kind !== 'name' ||
               request.method !== 'tools/list' ||
-              this.#gateway.deps.access.canCallTool(this.#context.principal, m.server, String(item['name'])),
+              this.#host.access.canCallTool(this.#context.principal, m.server, String(item['name'])),
           )
-          .map((item) => {
-            if (list.kind === 'name')
-              return {
-                ...item,
-                name: prefixName(slug, String(item['name'])),
-                ...(item['title'] ? {} : { title: `${m.server.name}: ${String(item['name'])}` }),
-              };
-            if (list.kind === 'uri') return { ...item, uri: mapUri(slug, String(item['uri'])) };
-            return { ...item, uriTemplate: mapUri(slug, String(item['uriTemplate'])) };
-          });
+          .map((item) => listItem(list.kind, m.server, item));
       }),
     );
     this.#reply(request.id, { [list.key]: results.flat() });
@@ -552,7 +384,7 @@ export class AggregateSession {
   }
 
   #auditLocal(request: JSONRPCRequest, started: number, status: 'ok' | 'error', error?: string) {
-    this.#gateway.auditSettled(
+    this.#host.audit.settled(
       {
         direction: 'client->upstream',
         method: request.method,
@@ -570,35 +402,4 @@ export class AggregateSession {
       },
     );
   }
-}
-
-/** Maps URIs inside results (embedded resources, resource links, read contents) to aggregate form. */
-function mapResult(slug: string, method: string, result: Json): Json {
-  const mapContent = (c: Json): Json => {
-    if (c['type'] === 'resource_link' && typeof c['uri'] === 'string')
-      return { ...c, uri: mapUri(slug, c['uri']) };
-    if (c['type'] === 'resource' && c['resource'] && typeof (c['resource'] as Json)['uri'] === 'string') {
-      const r = c['resource'] as Json;
-      return { ...c, resource: { ...r, uri: mapUri(slug, String(r['uri'])) } };
-    }
-    return c;
-  };
-  if (method === 'tools/call' && Array.isArray(result['content'])) {
-    return { ...result, content: (result['content'] as Json[]).map(mapContent) };
-  }
-  if (method === 'resources/read' && Array.isArray(result['contents'])) {
-    return {
-      ...result,
-      contents: (result['contents'] as Json[]).map((c) => ({ ...c, uri: mapUri(slug, String(c['uri'])) })),
-    };
-  }
-  if (method === 'prompts/get' && Array.isArray(result['messages'])) {
-    return {
-      ...result,
-      messages: (result['messages'] as Json[]).map((m) =>
-        m['content'] ? { ...m, content: mapContent(m['content'] as Json) } : m,
-      ),
-    };
-  }
-  return result;
 }

@@ -1,8 +1,8 @@
 import type { Config } from '../../platform/config/config.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
 import type { AccessService } from '../access/index.ts';
-import type { AuditSink } from '../audit/index.ts';
-import type { Principal } from '../auth/index.ts';
+import type { AuditSink } from '../../core/audit.ts';
+import type { Principal } from '../../core/principal.ts';
 import type { CredentialsService, UpstreamOAuthService } from '../credentials/index.ts';
 import type { RegistryService } from '../registry/index.ts';
 

@@ -13,8 +13,9 @@ import {
   isJSONRPCErrorResponse,
 } from '@modelcontextprotocol/sdk/types.js';
 import { slugSchema } from '@gateway/shared';
-import type { AuditSink } from '../audit/index.ts';
-import { principalOf, requireAuth, type Authenticator, type Principal } from '../auth/index.ts';
+import type { AuditSink } from '../../core/audit.ts';
+import { principalOf, type Principal } from '../../core/principal.ts';
+import { requireAuth, type Authenticator } from '../auth/index.ts';
 import type { HostPolicy } from '../../platform/http/hosts.ts';
 import { refuseDeepJson } from '../../platform/http/json-depth.ts';
 import { splitName } from './aggregate.names.ts';

@@ -1,4 +1,3 @@
 export { Gateway, type GatewaySession } from './gateway.service.ts';
-export { gatewayRoutes } from './gateway.routes.ts';
 export type { GatewayDeps, SessionContext } from './gateway.ports.ts';
 export { mapUri, prefixName, splitName, unmapUri } from './aggregate.names.ts';

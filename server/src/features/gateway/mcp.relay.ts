@@ -18,7 +18,6 @@
  * The relay is transport-agnostic on both sides; the Streamable-HTTP specifics (SSE streams, the
  * standalone GET stream) are optional hooks (`closeSSEStream`, `standaloneStreamOpened/Closed`).
  */
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   ErrorCode,
   isJSONRPCErrorResponse,
@@ -33,127 +32,22 @@ import {
   type ProgressToken,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
+import type {
+  DownstreamTransport,
+  RelayOptions,
+  SettledRequest,
+  UpstreamTransport,
+} from './relay.options.ts';
+import { byteLength, errorMessage, errorResponse, RelayOutbox } from './relay.outbox.ts';
+import { RelayRequests, type PendingUpstreamRequest } from './relay.requests.ts';
 
-/** The downstream side. `closeSSEStream` exists on the SDK's StreamableHTTPServerTransport. */
-export interface DownstreamTransport extends Transport {
-  closeSSEStream?(requestId: RequestId): void;
-}
-
-/** The upstream side. `terminateSession` exists on the SDK's StreamableHTTPClientTransport. */
-export interface UpstreamTransport extends Transport {
-  terminateSession?(): Promise<void>;
-}
-
-export type TraceEvent =
-  | {
-      kind: 'forward';
-      direction: 'down->up' | 'up->down';
-      message: JSONRPCMessage;
-      relatedRequestId?: RequestId;
-    }
-  | { kind: 'drop'; direction: 'down->up' | 'up->down'; message: JSONRPCMessage; reason: string }
-  | { kind: 'synthesized'; direction: 'down->up' | 'up->down'; message: JSONRPCMessage; reason: string };
-
-export interface RelayOptions {
-  downstream: DownstreamTransport;
-  /** Called once, on the first downstream `initialize`. The relay calls `start()` itself. */
-  createUpstream: () => UpstreamTransport | Promise<UpstreamTransport>;
-  /** Human-readable upstream name, used in error messages sent downstream. */
-  upstreamName: string;
-  /** Per-request timeout for downstream->upstream requests. Default 60 000 ms. 0 disables. */
-  requestTimeoutMs?: number;
-  /**
-   * Timeout for `initialize`, which includes spawning/connecting the upstream (a cold `node` start of
-   * server-everything alone takes ~300 ms; an `npx` install far longer). Default 30 000 ms. 0 disables.
-   */
-  initializeTimeoutMs?: number;
-  /** Restart the timeout when the upstream reports progress for the request. Default true. */
-  resetTimeoutOnProgress?: boolean;
-  /**
-   * If true, messages bound for the downstream *standalone* stream (Streamable HTTP GET SSE) are
-   * buffered until the HTTP layer reports the stream open via `standaloneStreamOpened()`.
-   * Needed because the SDK server transport silently DROPS standalone messages while no GET stream
-   * is connected (unless it has an eventStore), and the SDK client opens its GET stream only after
-   * `notifications/initialized` got its 202 — upstream notifications emitted while handling
-   * `notifications/initialized` (e.g. tools/list_changed) would otherwise be lost. Default false.
-   */
-  trackStandaloneStream?: boolean;
-  /** Max buffered standalone messages; the oldest are dropped beyond this. Default 1000. */
-  standaloneBufferLimit?: number;
-  /** Close the downstream session when the upstream goes away (client must re-initialize). Default true. */
-  closeDownstreamOnUpstreamClose?: boolean;
-  trace?: (event: TraceEvent) => void;
-  log?: (message: string, error?: unknown) => void;
-  /**
-   * Policy hook, asked before a downstream request is forwarded. Returning an error answers the
-   * request with it and the upstream never sees the request.
-   */
-  authorize?: (request: JSONRPCRequest) => { code: number; message: string } | undefined;
-  /** Rewrites a result before it goes downstream (policy: e.g. filter tools/list). */
-  transformResult?: (
-    method: string,
-    result: JSONRPCResultResponse['result'],
-  ) => JSONRPCResultResponse['result'];
-  /** Called once per request when it is answered, timed out, cancelled or failed (audit, metrics). */
-  onSettled?: (event: SettledRequest) => void;
-  /**
-   * Turns a failure to start the upstream or to send it a request into the JSON-RPC error
-   * the client gets, when the failure is one the caller knows better (e.g. "connect your
-   * account at <link>"). Undefined: the generic "could not take <method>" error.
-   */
-  describeFailure?: (error: unknown) => { code: number; message: string; data?: unknown } | undefined;
-  /** Called for every notification relayed (audit). */
-  onNotification?: (
-    direction: 'client->upstream' | 'upstream->client',
-    notification: JSONRPCNotification,
-  ) => void;
-  /**
-   * Called exactly once when the relay begins shutting down (either side closed). The session is
-   * unusable from then on, so the HTTP layer should forget it right away (closing a stdio upstream
-   * can take seconds: the SDK gives the child 2 s to exit after stdin EOF before SIGTERM).
-   */
-  onShutdown?: () => void;
-}
-
-/** One request's outcome, reported through `onSettled`. */
-export interface SettledRequest {
-  direction: 'client->upstream' | 'upstream->client';
-  method: string;
-  params: JSONRPCRequest['params'];
-  latencyMs: number;
-  requestBytes: number;
-  /** The response as relayed (undefined when the request ended without one: cancelled, failed). */
-  response?: JSONRPCResultResponse | JSONRPCErrorResponse;
-  /** Why it ended without a response, or the synthesized error's message. */
-  outcome: 'answered' | 'timeout' | 'cancelled' | 'failed' | 'denied';
-  error?: string;
-}
-
-/** A downstream request forwarded upstream, keyed by the upstream id the relay assigned. */
-interface PendingUpstreamRequest {
-  downstreamId: RequestId;
-  method: string;
-  params?: JSONRPCRequest['params'];
-  startedAt: number;
-  requestBytes: number;
-  /** Internal requests (upstream restart) are answered to a callback, not downstream. */
-  internal?: (response: JSONRPCMessage) => void;
-  progressToken?: ProgressToken;
-  /** Last progress value relayed; progress MUST increase, so anything else is a duplicate. */
-  lastProgress?: number;
-  timer?: ReturnType<typeof setTimeout>;
-}
-
-/** An upstream-originated request forwarded downstream, keyed by the downstream id the relay assigned. */
-interface PendingDownstreamRequest {
-  upstreamId: RequestId;
-  method: string;
-  params?: JSONRPCRequest['params'];
-  startedAt: number;
-  requestBytes: number;
-  /** The downstream request whose SSE stream carried it (undefined = standalone stream). */
-  relatedRequestId?: RequestId;
-}
+export type {
+  DownstreamTransport,
+  RelayOptions,
+  SettledRequest,
+  TraceEvent,
+  UpstreamTransport,
+} from './relay.options.ts';
 
 export class McpRelay {
   private readonly opts: Required<
@@ -183,31 +77,8 @@ export class McpRelay {
   private readonly downstream: DownstreamTransport;
   private upstream?: UpstreamTransport;
 
-  // Id counters. Separate counters per side keep ids readable in traces; uniqueness is per side.
-  private nextUpstreamId = 1;
-  private nextDownstreamId = 1;
-
-  private readonly toUpstream = new Map<RequestId, PendingUpstreamRequest>(); // upstreamId -> pending
-  private readonly upstreamIdByDownstreamId = new Map<RequestId, RequestId>();
-  private readonly upstreamIdByProgressToken = new Map<ProgressToken, RequestId>();
-  private readonly toDownstream = new Map<RequestId, PendingDownstreamRequest>(); // downstreamId -> pending
-  private readonly downstreamIdByUpstreamId = new Map<RequestId, RequestId>();
-  /** Ids of upstream-originated requests already relayed (bounded), to drop replayed duplicates. */
-  private readonly seenUpstreamRequestIds = new Set<RequestId>();
-  private static readonly SEEN_IDS_LIMIT = 10_000;
-
-  /**
-   * Sends are serialized per direction. Transport.send() is async; for stdio and for the SDK server
-   * transport it is effectively in-order anyway, but the HTTP client transport does one POST per
-   * message, and e.g. a `notifications/cancelled` must not overtake the request it cancels.
-   * Serializing also guarantees the upstream session id (learned from the initialize response
-   * headers) is known before the next POST goes out.
-   */
-  private upChain: Promise<void> = Promise.resolve();
-  private downChain: Promise<void> = Promise.resolve();
-
-  private standaloneOpen: boolean;
-  private standaloneBuffer: JSONRPCMessage[] = [];
+  private readonly requests = new RelayRequests();
+  private readonly outbox: RelayOutbox;
 
   private state: 'new' | 'initializing' | 'ready' | 'upstream-down' | 'closing' | 'closed' = 'new';
   /** The client's initialize request, replayed to a restarted upstream. */
@@ -227,7 +98,15 @@ export class McpRelay {
       ...options,
     };
     this.downstream = options.downstream;
-    this.standaloneOpen = !this.opts.trackStandaloneStream;
+    this.outbox = new RelayOutbox({
+      downstream: options.downstream,
+      upstream: () => this.upstream,
+      upstreamName: this.opts.upstreamName,
+      trackStandaloneStream: this.opts.trackStandaloneStream,
+      standaloneBufferLimit: this.opts.standaloneBufferLimit,
+      trace: this.opts.trace,
+      log: this.opts.log,
+    });
   }
 
   /** Wires the downstream transport and starts it. Call before the transport handles any HTTP request. */
@@ -240,7 +119,7 @@ export class McpRelay {
 
   /** Number of in-flight requests, per direction (for tests and metrics). */
   get pendingCounts(): { toUpstream: number; toDownstream: number } {
-    return { toUpstream: this.toUpstream.size, toDownstream: this.toDownstream.size };
+    return this.requests.counts;
   }
 
   get upstreamTransport(): UpstreamTransport | undefined {
@@ -249,15 +128,12 @@ export class McpRelay {
 
   /** HTTP layer hook: the downstream GET SSE stream is now registered in the server transport. */
   standaloneStreamOpened(): void {
-    this.standaloneOpen = true;
-    const buffered = this.standaloneBuffer;
-    this.standaloneBuffer = [];
-    for (const message of buffered) this.enqueueDownstream(message, undefined);
+    this.outbox.standaloneStreamOpened();
   }
 
   /** HTTP layer hook: the downstream GET SSE stream went away. */
   standaloneStreamClosed(): void {
-    if (this.opts.trackStandaloneStream) this.standaloneOpen = false;
+    this.outbox.standaloneStreamClosed();
   }
 
   async close(): Promise<void> {
@@ -328,7 +204,7 @@ export class McpRelay {
 
     // Bring the upstream up inside the upstream send chain, so anything the downstream sends
     // meanwhile is queued behind it and keeps its order.
-    this.upChain = this.upChain.then(async () => {
+    this.outbox.queueUpstreamTask(async () => {
       try {
         await this.connectUpstream();
         if (this.state === 'initializing') this.state = 'ready';
@@ -368,21 +244,22 @@ export class McpRelay {
     if (!init) return;
     this.state = 'initializing';
     this.opts.log?.(`restarting upstream "${this.opts.upstreamName}"`);
-    this.upChain = this.upChain
-      .then(async () => {
+    this.outbox.queueUpstreamTask(async () => {
+      try {
         const upstream = await this.connectUpstream();
-        const id = this.nextUpstreamId++;
+        let id = 0;
         const answered = new Promise<JSONRPCMessage>((resolve, reject) => {
           const pending: PendingUpstreamRequest = {
-            downstreamId: `__restart-${id}`,
+            downstreamId: '',
             method: 'initialize',
             startedAt: Date.now(),
             requestBytes: 0,
             internal: resolve,
           };
-          this.toUpstream.set(id, pending);
+          id = this.requests.addInternal(pending);
+          pending.downstreamId = `__restart-${id}`;
           const timer = setTimeout(() => {
-            this.toUpstream.delete(id);
+            this.requests.settleUpstream(id);
             reject(new Error(`initialize not answered within ${this.opts.initializeTimeoutMs} ms`));
           }, this.opts.initializeTimeoutMs || 30_000);
           timer.unref?.();
@@ -396,41 +273,25 @@ export class McpRelay {
         if (this.clientInitialized)
           await upstream.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
         if (this.state === 'initializing') this.state = 'ready';
-      })
-      .catch((error) => {
+      } catch (error) {
         this.opts.log?.(`upstream "${this.opts.upstreamName}" restart failed`, error);
         this.state = 'upstream-down';
         // Requests queued behind the restart fail through their own onError (no upstream).
         this.upstream = undefined;
         throw error;
-      });
+      }
+    });
   }
 
   private forwardRequestUpstream(request: JSONRPCRequest): void {
-    const upstreamId = this.nextUpstreamId++;
-    const progressToken = (request.params?._meta as { progressToken?: ProgressToken } | undefined)
-      ?.progressToken;
-    const pending: PendingUpstreamRequest = {
-      downstreamId: request.id,
-      method: request.method,
-      params: request.params,
-      progressToken,
-      startedAt: Date.now(),
-      requestBytes: byteLength(request),
-    };
-    this.toUpstream.set(upstreamId, pending);
-    this.upstreamIdByDownstreamId.set(request.id, upstreamId);
-    // notifications/progress carries only the token, not a request id: remember which request it
-    // belongs to so progress can be sent on that request's SSE stream. The token itself is forwarded
-    // unchanged (it is opaque and already unique per session on the downstream side).
-    if (progressToken !== undefined) this.upstreamIdByProgressToken.set(progressToken, upstreamId);
+    const { upstreamId, pending } = this.requests.addUpstream(request);
     this.armTimeout(upstreamId, pending);
 
     const forwarded: JSONRPCRequest = { ...request, id: upstreamId };
     this.enqueueUpstream(forwarded, (error) => {
       // The upstream could not even accept the request (process gone, HTTP error, ...).
-      if (!this.toUpstream.has(upstreamId)) return;
-      this.settleUpstreamRequest(upstreamId);
+      if (!this.requests.upstream(upstreamId)) return;
+      this.requests.settleUpstream(upstreamId);
       const known = this.opts.describeFailure?.(error);
       // The exception's text (addresses, paths, an upstream's response body) goes to the audit
       // trail, never to the client.
@@ -445,15 +306,14 @@ export class McpRelay {
   private forwardNotificationUpstream(notification: JSONRPCNotification): void {
     if (notification.method === 'notifications/cancelled') {
       const downstreamId = (notification.params as { requestId?: RequestId } | undefined)?.requestId;
-      const upstreamId =
-        downstreamId === undefined ? undefined : this.upstreamIdByDownstreamId.get(downstreamId);
+      const upstreamId = this.requests.upstreamIdOf(downstreamId);
       if (upstreamId === undefined) {
         // Unknown or already-finished request: the spec says to ignore such cancellations.
         this.drop('down->up', notification, 'cancel for unknown request');
         return;
       }
-      const cancelled = this.toUpstream.get(upstreamId);
-      this.settleUpstreamRequest(upstreamId);
+      const cancelled = this.requests.upstream(upstreamId);
+      this.requests.settleUpstream(upstreamId);
       if (cancelled) this.report(cancelled, 'cancelled', undefined, 'cancelled by the client');
       this.enqueueUpstream({ ...notification, params: { ...notification.params, requestId: upstreamId } });
       // A cancelled request gets no response (spec), so the SDK server transport would keep its
@@ -471,14 +331,11 @@ export class McpRelay {
 
   /** A downstream answer to an upstream-originated request (sampling, elicitation, roots, ping...). */
   private forwardResponseUpstream(response: JSONRPCMessage & { id?: RequestId | null }): void {
-    const id = response.id;
-    const pending = id === undefined || id === null ? undefined : this.toDownstream.get(id);
+    const pending = this.requests.takeDownstream(response.id);
     if (!pending) {
       this.drop('down->up', response, 'response to unknown request');
       return;
     }
-    this.toDownstream.delete(id!);
-    this.downstreamIdByUpstreamId.delete(pending.upstreamId);
     this.opts.onSettled?.({
       direction: 'upstream->client',
       method: pending.method,
@@ -508,14 +365,13 @@ export class McpRelay {
 
   private forwardResponseDownstream(response: JSONRPCMessage & { id?: RequestId | null }): void {
     const upstreamId = response.id;
-    const pending =
-      upstreamId === undefined || upstreamId === null ? undefined : this.toUpstream.get(upstreamId);
+    const pending = this.requests.upstream(upstreamId);
     if (!pending) {
       // Late response after timeout/cancellation/upstream-close: the downstream already got its answer.
       this.drop('up->down', response, 'response to unknown/settled request');
       return;
     }
-    this.settleUpstreamRequest(upstreamId!);
+    this.requests.settleUpstream(upstreamId!);
     if (pending.internal) {
       pending.internal(response as JSONRPCMessage);
       return;
@@ -545,29 +401,14 @@ export class McpRelay {
     // A request id must never be reused within a session (MCP spec), so a repeat is a replay:
     // an HTTP upstream's SSE resumption (Last-Event-ID) can re-deliver events, and with some event
     // stores even events of *other* streams. Relaying it would ask the user twice.
-    if (this.seenUpstreamRequestIds.has(request.id)) {
+    if (this.requests.isReplay(request.id)) {
       this.drop('up->down', request, 'duplicate request id (replay)');
       return;
     }
-    this.seenUpstreamRequestIds.add(request.id);
-    if (this.seenUpstreamRequestIds.size > McpRelay.SEEN_IDS_LIMIT) {
-      const [oldest] = this.seenUpstreamRequestIds;
-      this.seenUpstreamRequestIds.delete(oldest!);
-    }
-    const downstreamId = this.nextDownstreamId++;
     const relatedRequestId = this.guessRelatedRequest();
-    this.toDownstream.set(downstreamId, {
-      upstreamId: request.id,
-      method: request.method,
-      params: request.params,
-      relatedRequestId,
-      startedAt: Date.now(),
-      requestBytes: byteLength(request),
-    });
-    this.downstreamIdByUpstreamId.set(request.id, downstreamId);
+    const downstreamId = this.requests.addDownstream(request, relatedRequestId);
     this.enqueueDownstream({ ...request, id: downstreamId }, relatedRequestId, (error) => {
-      if (!this.toDownstream.delete(downstreamId)) return;
-      this.downstreamIdByUpstreamId.delete(request.id);
+      if (!this.requests.takeDownstream(downstreamId)) return;
       this.enqueueUpstream(
         errorResponse(
           request.id,
@@ -582,13 +423,13 @@ export class McpRelay {
     this.opts.onNotification?.('upstream->client', notification);
     if (notification.method === 'notifications/progress') {
       const token = (notification.params as { progressToken?: ProgressToken } | undefined)?.progressToken;
-      const upstreamId = token === undefined ? undefined : this.upstreamIdByProgressToken.get(token);
-      const pending = upstreamId === undefined ? undefined : this.toUpstream.get(upstreamId);
-      if (!pending) {
+      const inFlight = this.requests.byProgressToken(token);
+      if (!inFlight) {
         // Progress for a finished/cancelled/unknown request: the SDK client would raise an error.
         this.drop('up->down', notification, 'progress for unknown token');
         return;
       }
+      const { upstreamId, pending } = inFlight;
       // Progress MUST increase; a non-increasing value is a replayed duplicate (see NOTES: SSE
       // resumption of an HTTP upstream can re-deliver progress of in-flight requests).
       const value = (notification.params as { progress?: unknown }).progress;
@@ -599,7 +440,7 @@ export class McpRelay {
         }
         pending.lastProgress = value;
       }
-      if (this.opts.resetTimeoutOnProgress) this.armTimeout(upstreamId!, pending);
+      if (this.opts.resetTimeoutOnProgress) this.armTimeout(upstreamId, pending);
       // Same SSE stream as the request's response => progress is seen in order, before the result.
       this.enqueueDownstream(notification, pending.downstreamId);
       return;
@@ -608,15 +449,12 @@ export class McpRelay {
     if (notification.method === 'notifications/cancelled') {
       // The upstream cancels one of ITS requests to the downstream client.
       const upstreamReqId = (notification.params as { requestId?: RequestId } | undefined)?.requestId;
-      const downstreamId =
-        upstreamReqId === undefined ? undefined : this.downstreamIdByUpstreamId.get(upstreamReqId);
-      const pending = downstreamId === undefined ? undefined : this.toDownstream.get(downstreamId);
+      const downstreamId = this.requests.downstreamIdOf(upstreamReqId);
+      const pending = this.requests.takeDownstream(downstreamId);
       if (!pending) {
         this.drop('up->down', notification, 'cancel for unknown request');
         return;
       }
-      this.toDownstream.delete(downstreamId!);
-      this.downstreamIdByUpstreamId.delete(upstreamReqId!);
       this.enqueueDownstream(
         { ...notification, params: { ...notification.params, requestId: downstreamId! } },
         this.isDownstreamRequestOpen(pending.relatedRequestId)
@@ -639,13 +477,11 @@ export class McpRelay {
    * ordering and for clients that never open a GET stream.
    */
   private guessRelatedRequest(): RequestId | undefined {
-    if (this.toUpstream.size !== 1) return undefined;
-    const [only] = this.toUpstream.values();
-    return only?.downstreamId;
+    return this.requests.onlyDownstreamId();
   }
 
   private isDownstreamRequestOpen(downstreamId: RequestId | undefined): boolean {
-    return downstreamId !== undefined && this.upstreamIdByDownstreamId.has(downstreamId);
+    return this.requests.upstreamIdOf(downstreamId) !== undefined;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -657,8 +493,8 @@ export class McpRelay {
     const ms = pending.method === 'initialize' ? this.opts.initializeTimeoutMs : this.opts.requestTimeoutMs;
     if (!ms) return;
     pending.timer = setTimeout(() => {
-      if (this.toUpstream.get(upstreamId) !== pending) return;
-      this.settleUpstreamRequest(upstreamId);
+      if (this.requests.upstream(upstreamId) !== pending) return;
+      this.requests.settleUpstream(upstreamId);
       if (pending.internal) return;
       this.report(pending, 'timeout', undefined, `no answer within ${ms} ms`);
       this.replyDownstreamError(
@@ -681,23 +517,6 @@ export class McpRelay {
     pending.timer.unref?.();
   }
 
-  /** Forget a downstream->upstream request (answered, failed, timed out or cancelled). */
-  private settleUpstreamRequest(upstreamId: RequestId): void {
-    const pending = this.toUpstream.get(upstreamId);
-    if (!pending) return;
-    if (pending.timer) clearTimeout(pending.timer);
-    this.toUpstream.delete(upstreamId);
-    if (this.upstreamIdByDownstreamId.get(pending.downstreamId) === upstreamId) {
-      this.upstreamIdByDownstreamId.delete(pending.downstreamId);
-    }
-    if (
-      pending.progressToken !== undefined &&
-      this.upstreamIdByProgressToken.get(pending.progressToken) === upstreamId
-    ) {
-      this.upstreamIdByProgressToken.delete(pending.progressToken);
-    }
-  }
-
   private onUpstreamClosed(): void {
     if (this.shutdownStarted) return; // we closed it ourselves
     this.opts.log?.(`upstream "${this.opts.upstreamName}" closed unexpectedly`);
@@ -712,8 +531,8 @@ export class McpRelay {
   }
 
   private failAllPending(reason: string, notify = true): void {
-    for (const [upstreamId, pending] of [...this.toUpstream]) {
-      this.settleUpstreamRequest(upstreamId);
+    for (const [upstreamId, pending] of this.requests.upstreamEntries()) {
+      this.requests.settleUpstream(upstreamId);
       if (pending.internal) continue;
       this.report(pending, 'failed', undefined, reason);
       if (notify)
@@ -722,8 +541,7 @@ export class McpRelay {
         });
     }
     // Upstream-originated requests still waiting on the client: nobody is left to receive answers.
-    this.toDownstream.clear();
-    this.downstreamIdByUpstreamId.clear();
+    this.requests.clearDownstream();
   }
 
   private async shutdown(reason: string): Promise<void> {
@@ -737,11 +555,11 @@ export class McpRelay {
       `Relay to upstream "${this.opts.upstreamName}" is shutting down (${reason})`,
       reason !== 'downstream closed',
     );
-    this.standaloneBuffer = [];
+    this.outbox.clearStandalone();
 
     const upstream = this.upstream;
     // Let queued error responses reach the client before its streams are torn down.
-    await this.downChain;
+    await this.outbox.downstreamDrained();
     await Promise.allSettled([
       (async () => {
         if (!upstream) return;
@@ -758,17 +576,7 @@ export class McpRelay {
   // ---------------------------------------------------------------------------------------------
 
   private enqueueUpstream(message: JSONRPCMessage, onError?: (error: unknown) => void): void {
-    this.upChain = this.upChain
-      .then(async () => {
-        const upstream = this.upstream;
-        if (!upstream) throw new Error('upstream not started');
-        this.opts.trace?.({ kind: 'forward', direction: 'down->up', message });
-        await upstream.send(message);
-      })
-      .catch((error) => {
-        if (onError) onError(error);
-        else this.opts.log?.(`dropping message for upstream "${this.opts.upstreamName}"`, error);
-      });
+    this.outbox.toUpstream(message, onError);
   }
 
   private enqueueDownstream(
@@ -776,27 +584,7 @@ export class McpRelay {
     relatedRequestId: RequestId | undefined,
     onError?: (error: unknown) => void,
   ): void {
-    const isResponse = isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message);
-    if (!isResponse && relatedRequestId === undefined && !this.standaloneOpen) {
-      this.standaloneBuffer.push(message);
-      if (this.standaloneBuffer.length > this.opts.standaloneBufferLimit) {
-        const dropped = this.standaloneBuffer.shift()!;
-        this.drop('up->down', dropped, 'standalone buffer full');
-      }
-      return;
-    }
-    this.downChain = this.downChain
-      .then(async () => {
-        this.opts.trace?.({ kind: 'forward', direction: 'up->down', message, relatedRequestId });
-        await this.downstream.send(
-          message,
-          relatedRequestId === undefined ? undefined : { relatedRequestId },
-        );
-      })
-      .catch((error) => {
-        if (onError) onError(error);
-        else this.opts.log?.('could not deliver message downstream', error);
-      });
+    this.outbox.toDownstream(message, relatedRequestId, onError);
   }
 
   private report(
@@ -817,26 +605,11 @@ export class McpRelay {
     });
   }
 
-  /** Records (for tracing) a message the relay deliberately does not forward, and why. */
   private drop(direction: 'down->up' | 'up->down', message: JSONRPCMessage, reason: string): void {
-    this.opts.trace?.({ kind: 'drop', direction, message, reason });
+    this.outbox.drop(direction, message, reason);
   }
 
   private replyDownstreamError(id: RequestId, code: number, message: string, data?: unknown): void {
-    const response = errorResponse(id, code, message, data);
-    this.opts.trace?.({ kind: 'synthesized', direction: 'up->down', message: response, reason: message });
-    this.enqueueDownstream(response, undefined);
+    this.outbox.replyDownstreamError(id, code, message, data);
   }
-}
-
-function errorResponse(id: RequestId, code: number, message: string, data?: unknown): JSONRPCErrorResponse {
-  return { jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } };
-}
-
-function byteLength(message: unknown): number {
-  return Buffer.byteLength(JSON.stringify(message) ?? '');
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,2 +1,1 @@
 export { HealthService, type ReadinessProbe } from './health.service.ts';
-export { healthRoutes } from './health.routes.ts';

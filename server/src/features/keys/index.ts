@@ -1,3 +1,2 @@
 export { KeysRepository } from './keys.repository.ts';
 export { KeysService, KEY_PREFIX, type KeyRejection } from './keys.service.ts';
-export { keysRoutes } from './keys.routes.ts';

@@ -2,8 +2,8 @@ import { Router } from 'express';
 import { createApiKeySchema } from '@gateway/shared';
 import { z } from 'zod';
 import { parseOr400, validate } from '../../platform/http/validate.ts';
-import type { AuditSink } from '../audit/index.ts';
-import { principalOf } from '../auth/index.ts';
+import type { AuditSink } from '../../core/audit.ts';
+import { principalOf } from '../../core/principal.ts';
 import type { KeysService } from './keys.service.ts';
 
 const idParams = z.object({ id: z.string().uuid('must be a key id') });

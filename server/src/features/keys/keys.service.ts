@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ApiKeyView, CreateApiKey, CreatedApiKey } from '@gateway/shared';
 import { AppError, forbidden, notFound } from '../../platform/http/errors.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
-import { isAdmin, type Principal } from '../auth/index.ts';
+import { isAdmin, type Principal } from '../../core/principal.ts';
 import type { UsersRepository } from '../users/index.ts';
 import type { ApiKeyRow, KeysRepository } from './keys.repository.ts';
 

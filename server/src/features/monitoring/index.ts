@@ -7,5 +7,4 @@ export {
   type HealthRunSummary,
   type HealthStatusListener,
 } from './monitoring.service.ts';
-export { monitoringRoutes } from './monitoring.routes.ts';
 export { defineMonitoringJobs } from './monitoring.jobs.ts';

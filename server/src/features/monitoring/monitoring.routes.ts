@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { notFound } from '../../platform/http/errors.ts';
 import { parseOr400 } from '../../platform/http/validate.ts';
 import type { AccessService } from '../access/index.ts';
-import { principalOf } from '../auth/index.ts';
+import { principalOf } from '../../core/principal.ts';
 import type { RegistryService } from '../registry/index.ts';
 import type { UpstreamHealthService } from './monitoring.service.ts';
 

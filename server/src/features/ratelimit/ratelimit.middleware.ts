@@ -1,6 +1,6 @@
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { AppError } from '../../platform/http/errors.ts';
-import { principalOf, type Principal } from '../auth/index.ts';
+import { principalOf, type Principal } from '../../core/principal.ts';
 import type {
   RateLimitRejection,
   RateLimitService,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../platform/config/config.ts';
 import { createLogger } from '../../platform/logging/logger.ts';
 import type { AuditEventInput } from '../audit/index.ts';
-import type { Principal } from '../auth/index.ts';
+import type { Principal } from '../../core/principal.ts';
 import { RateLimitService } from './ratelimit.service.ts';
 
 const principal: Principal = {

@@ -8,8 +8,8 @@ import {
 } from 'rate-limiter-flexible';
 import type { Config } from '../../platform/config/config.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
-import type { AuditSink } from '../audit/index.ts';
-import type { Principal } from '../auth/index.ts';
+import type { AuditSink } from '../../core/audit.ts';
+import type { Principal } from '../../core/principal.ts';
 
 /**
  * Which limit refused a request: `ip` (per client address, before authentication), `user`,

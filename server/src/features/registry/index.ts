@@ -6,5 +6,4 @@ export {
   type ServerRecord,
   type UrlGuard,
 } from './registry.service.ts';
-export { registryRoutes } from './registry.routes.ts';
 export { syncCatalogFile, toServerDefinition, type CatalogSyncReport } from './registry.catalog.ts';

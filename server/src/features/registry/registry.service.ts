@@ -10,8 +10,8 @@ import {
 import { Snapshot } from '../../platform/cache/snapshot.ts';
 import { AppError, conflict, notFound } from '../../platform/http/errors.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
-import type { AuditSink } from '../audit/index.ts';
-import type { Principal } from '../auth/index.ts';
+import type { AuditSink } from '../../core/audit.ts';
+import type { Principal } from '../../core/principal.ts';
 import type { CredentialsService } from '../credentials/index.ts';
 import type { RegistryRepository, ServerRow } from './registry.repository.ts';
 import type { StoredOAuthSettings } from './registry.schema.ts';

@@ -1,2 +1,1 @@
-export { UsersRepository, type Role, type UserRow } from './users.repository.ts';
-export { usersRoutes } from './users.routes.ts';
+export { UsersRepository, type UserRow } from './users.repository.ts';

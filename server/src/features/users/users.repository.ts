@@ -1,9 +1,9 @@
 import { eq } from 'drizzle-orm';
+import type { Role } from '../../core/principal.ts';
 import type { Database } from '../../platform/db/database.ts';
 import { users } from './users.schema.ts';
 
 export type UserRow = typeof users.$inferSelect;
-export type Role = UserRow['role'];
 
 export class UsersRepository {
   readonly #db: Database;

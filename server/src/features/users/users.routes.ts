@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { isAdmin, requireRole } from '../auth/index.ts';
+import { isAdmin, requireRole } from '../../core/principal.ts';
 import type { UsersRepository } from './users.repository.ts';
 
 /** `GET /api/users`: the user directory, for admins (access rules name users by id). */

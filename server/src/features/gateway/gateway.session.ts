@@ -1,0 +1,35 @@
+import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { Principal } from '../../core/principal.ts';
+import type { ServerRecord } from '../registry/index.ts';
+import type { GatewayAudit } from './gateway.audit.ts';
+import type { GatewayDeps, SessionContext } from './gateway.ports.ts';
+import type { GatewayUpstreams } from './gateway.upstreams.ts';
+
+/** One downstream MCP session: its transport and what relays it. */
+export interface GatewaySession {
+  readonly id: string;
+  readonly kind: 'server' | 'aggregate';
+  readonly slug: string | undefined;
+  readonly context: SessionContext;
+  readonly transport: StreamableHTTPServerTransport;
+  /** Called when the GET stream opens/closes, so messages for it are buffered meanwhile. */
+  standaloneStreamOpened(): void;
+  standaloneStreamClosed(): void;
+  close(): Promise<void>;
+  lastSeen: number;
+}
+
+/**
+ * What a downstream session (a server's or the aggregate endpoint's) needs from the gateway
+ * that owns it. The Gateway hands this to the sessions it creates, so sessions never import
+ * the gateway service.
+ */
+export interface SessionHost {
+  readonly config: GatewayDeps['config'];
+  /** Tool-level access decisions for `tools/call` and `tools/list`. */
+  readonly access: Pick<GatewayDeps['access'], 'canCallTool'>;
+  readonly upstreams: Pick<GatewayUpstreams, 'connect'>;
+  readonly audit: Pick<GatewayAudit, 'settled' | 'notification' | 'noteRequest' | 'currentRequestId'>;
+  /** Servers the principal may use through the aggregate endpoint (those found down left out). */
+  usableServers(principal: Principal): Promise<ServerRecord[]>;
+}
