@@ -224,7 +224,8 @@ describe.each([
     const progress: Progress[] = [];
     const errorsBefore = c.events.errors.length;
     const call = c.client.callTool(
-      { name: tool('trigger-long-running-operation'), arguments: { duration: 2, steps: 20 } },
+      // Steps 500 ms apart, as in gateway.test.ts: the cancel arrives before the next progress.
+      { name: tool('trigger-long-running-operation'), arguments: { duration: 10, steps: 20 } },
       undefined,
       {
         signal: controller.signal,
@@ -235,7 +236,7 @@ describe.each([
       },
     );
     await expect(call).rejects.toThrow('cancelled by the test');
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, 800));
     expect(progress).toHaveLength(1);
     expect(c.events.errors.slice(errorsBefore).map((e) => e.message)).toEqual([]);
     expect(
