@@ -373,6 +373,54 @@ describe.skipIf(!(await hasChromium()))('OAuth for MCP clients and OIDC web sign
     );
   });
 
+  it('an MCP session is bound to the OAuth client that opened it: another client or an API key of the same user gets 404', async () => {
+    const jwk = JSON.parse(
+      await sharedSecret(gateway.services.authRepo, gateway.services.vault, 'oauth-signing-key'),
+    ) as Record<string, string>;
+    const key = await importJWK(jwk, 'ES256');
+    // The owner of ADMIN_TOKEN, so the API key below is the same user's.
+    const adminUser = (await admin.get('/api/me')).body as { id: string };
+    const tokenFor = (clientId: string) =>
+      new SignJWT({ scope: 'mcp', client_id: clientId })
+        .setProtectedHeader({ alg: 'ES256', kid: jwk['kid']! })
+        .setIssuer(gateway.publicUrl)
+        .setAudience(`${gateway.publicUrl}/mcp/alpha`)
+        .setSubject(adminUser.id)
+        .setIssuedAt()
+        .setExpirationTime(Math.floor(Date.now() / 1000) + 60)
+        .sign(key);
+    const post = async (token: string, body: unknown, sessionId?: string) => {
+      const res = await fetch(`${gateway.url}/mcp/alpha`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          ...(sessionId ? { 'mcp-session-id': sessionId } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+      await res.body?.cancel();
+      return res;
+    };
+    const ping = { jsonrpc: '2.0', id: 2, method: 'ping' };
+    const opened = await post(await tokenFor('client-a'), {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+    });
+    expect(opened.status).toBe(200);
+    const sessionId = opened.headers.get('mcp-session-id')!;
+    expect(sessionId).toBeTruthy();
+
+    // Same user, another OAuth client; same user, an API key: both as if the session did not exist.
+    expect((await post(await tokenFor('client-b'), ping, sessionId)).status).toBe(404);
+    expect((await post(ADMIN_TOKEN, ping, sessionId)).status).toBe(404);
+    // A new access token of the same client (as after a refresh) keeps using the session.
+    expect((await post(await tokenFor('client-a'), ping, sessionId)).status).toBe(200);
+  });
+
   it('a user without a rule sees no server; a denied consent gives the client access_denied', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
