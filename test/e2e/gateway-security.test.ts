@@ -248,6 +248,36 @@ describe('authorization and routing', () => {
     await expectNotForwarded('MARKER-hijack', since);
   });
 
+  it("the same user's other key cannot use a session: a session is bound to the key that opened it", async () => {
+    // Both keys belong to `user`: one limited to this very server, one unrestricted.
+    const scoped = await createUserKey(ctx.server, 'user', ['spy']);
+    const other = await createUserKey(ctx.server, 'user');
+    expect(scoped.user.id).toBe(user.user.id);
+    const since = new Date();
+    for (const [key, marker] of [
+      [scoped.key, 'MARKER-scoped-ride'],
+      [other.key, 'MARKER-other-ride'],
+    ] as const) {
+      const res = await rawMcp(spyUrl(), {
+        key,
+        sessionId: session.transport.sessionId,
+        body: markedCall(marker, 10),
+      });
+      // Like an unknown session, so the client re-initializes under its own credential.
+      expect(res.status, marker).toBe(404);
+      expect(res.json).toMatchObject({ jsonrpc: '2.0', error: { code: expect.any(Number) as number } });
+      await expectNotForwarded(marker, since);
+    }
+    for (const method of ['GET', 'DELETE']) {
+      const r = await rawMcp(spyUrl(), { method, key: scoped.key, sessionId: session.transport.sessionId });
+      expect(r.status, method).toBe(404);
+    }
+    await expectRefusalAudited(since);
+    // The session itself is untouched and still serves the key that opened it.
+    const still = await session.client.callTool({ name: 'echo', arguments: { message: 'still mine' } });
+    expect(text(still)).toContain('still mine');
+  });
+
   it('a foreign Origin is refused with 403; an allowed Origin is accepted', async () => {
     const since = new Date();
     const foreign = await rawMcp(spyUrl(), {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import {
@@ -53,6 +53,53 @@ async function callbackServer() {
     },
     close: () => new Promise((r) => server.close(r)),
   };
+}
+
+/**
+ * A request whose Host header and request target are ours to choose (fetch always sends the
+ * URL's own host and a path): `target` may be an absolute URL (absolute-form, RFC 9112 3.2.2).
+ */
+function rawRequest(
+  base: string,
+  target: string,
+  headers: Record<string, string>,
+  options: { method?: string; body?: unknown } = {},
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const u = new URL(base);
+  const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: target,
+        method: options.method ?? 'GET',
+        headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> });
+          } catch {
+            reject(new Error(`${target}: ${res.statusCode} ${text.slice(0, 200)}`));
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Every absolute URL in a JSON document (values only, at any depth). */
+function urlsIn(value: unknown): string[] {
+  if (typeof value === 'string') return /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? [value] : [];
+  if (Array.isArray(value)) return value.flatMap(urlsIn);
+  if (value && typeof value === 'object') return Object.values(value).flatMap(urlsIn);
+  return [];
 }
 
 /** An OAuthClientProvider as an MCP client implements it, driving a real browser for the user's part. */
@@ -232,6 +279,101 @@ describe.skipIf(!(await hasChromium()))('OAuth for MCP clients and OIDC web sign
     expect(rfc8414.issuer).toBe(gateway.publicUrl);
   });
 
+  it('builds every URL in its metadata from PUBLIC_URL, whatever Host or request target a request brings', async () => {
+    const { port } = new URL(gateway.publicUrl);
+    // Allowed names other than PUBLIC_URL's (loopback aliases), a forwarded host from an
+    // untrusted hop, and an absolute-form request target naming another host.
+    const variants: { host: string; absolute?: string; headers?: Record<string, string> }[] = [
+      { host: `localhost:${port}` },
+      { host: `[::1]:${port}` },
+      {
+        host: `localhost:${port}`,
+        headers: { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' },
+      },
+      { host: `localhost:${port}`, absolute: 'http://evil.example' },
+    ];
+    const documents = [
+      '/.well-known/oauth-authorization-server',
+      '/.well-known/openid-configuration',
+      '/.well-known/oauth-protected-resource',
+      '/.well-known/oauth-protected-resource/mcp/alpha',
+    ];
+    for (const v of variants) {
+      for (const doc of documents) {
+        const what = `${doc} with Host ${v.host}${v.absolute ? ` as ${v.absolute}${doc}` : ''}${v.headers ? ' and X-Forwarded-*' : ''}`;
+        const res = await rawRequest(gateway.url, `${v.absolute ?? ''}${doc}`, {
+          host: v.host,
+          ...v.headers,
+        });
+        expect(res.status, what).toBe(200);
+        const urls = urlsIn(res.json);
+        expect(urls.length, what).toBeGreaterThan(0);
+        for (const url of urls)
+          expect(
+            url.startsWith(`${gateway.publicUrl}/`) || url === gateway.publicUrl,
+            `${what}: ${url}`,
+          ).toBe(true);
+      }
+      // The registration response names the client's management URL: from PUBLIC_URL too.
+      const registered = await rawRequest(
+        gateway.url,
+        `${v.absolute ?? ''}/oauth/register`,
+        { host: v.host, ...v.headers },
+        { method: 'POST', body: { redirect_uris: [callback.url], token_endpoint_auth_method: 'none' } },
+      );
+      expect(registered.status, v.host).toBe(201);
+      const clientUri = String(registered.json['registration_client_uri']);
+      expect(clientUri.startsWith(`${gateway.publicUrl}/oauth/`), clientUri).toBe(true);
+      for (const url of urlsIn(registered.json).filter((u) => u !== callback.url))
+        expect(url.startsWith(`${gateway.publicUrl}/`), `registration: ${url}`).toBe(true);
+    }
+  });
+
+  it('offers and registers only the authorization code flow (with PKCE) and refresh tokens', async () => {
+    for (const doc of ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']) {
+      const meta = (await (await fetch(`${gateway.url}${doc}`)).json()) as Record<string, unknown>;
+      expect(meta['response_types_supported'], doc).toEqual(['code']);
+      expect([...(meta['grant_types_supported'] as string[])].sort(), doc).toEqual([
+        'authorization_code',
+        'refresh_token',
+      ]);
+      expect(meta['code_challenge_methods_supported'], doc).toEqual(['S256']);
+    }
+    const register = (metadata: Record<string, unknown>) =>
+      fetch(`${gateway.url}/oauth/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          redirect_uris: [callback.url],
+          token_endpoint_auth_method: 'none',
+          ...metadata,
+        }),
+      });
+    for (const refused of [
+      { response_types: ['code id_token'] },
+      { response_types: ['id_token'] },
+      { response_types: ['code', 'id_token'] },
+      { response_types: ['code token'] },
+      { grant_types: ['authorization_code', 'implicit'] },
+      { grant_types: ['authorization_code', 'client_credentials'] },
+    ]) {
+      const res = await register(refused);
+      expect(res.status, JSON.stringify(refused)).toBe(400);
+      expect(((await res.json()) as { error: string }).error, JSON.stringify(refused)).toBe(
+        'invalid_client_metadata',
+      );
+    }
+    const ok = await register({
+      response_types: ['code'],
+      grant_types: ['authorization_code', 'refresh_token'],
+    });
+    expect(ok.status).toBe(201);
+    expect(await ok.json()).toMatchObject({
+      response_types: ['code'],
+      grant_types: ['authorization_code', 'refresh_token'],
+    });
+  });
+
   it('refuses registrations with non-https, non-loopback redirect URIs', async () => {
     const res = await fetch(`${gateway.url}/oauth/register`, {
       method: 'POST',
@@ -371,6 +513,54 @@ describe.skipIf(!(await hasChromium()))('OAuth for MCP clients and OIDC web sign
     expect((await call(await sign({}, Math.floor(Date.now() / 1000) + 60, other.privateKey))).status).toBe(
       401,
     );
+  });
+
+  it('an MCP session is bound to the OAuth client that opened it: another client or an API key of the same user gets 404', async () => {
+    const jwk = JSON.parse(
+      await sharedSecret(gateway.services.authRepo, gateway.services.vault, 'oauth-signing-key'),
+    ) as Record<string, string>;
+    const key = await importJWK(jwk, 'ES256');
+    // The owner of ADMIN_TOKEN, so the API key below is the same user's.
+    const adminUser = (await admin.get('/api/me')).body as { id: string };
+    const tokenFor = (clientId: string) =>
+      new SignJWT({ scope: 'mcp', client_id: clientId })
+        .setProtectedHeader({ alg: 'ES256', kid: jwk['kid']! })
+        .setIssuer(gateway.publicUrl)
+        .setAudience(`${gateway.publicUrl}/mcp/alpha`)
+        .setSubject(adminUser.id)
+        .setIssuedAt()
+        .setExpirationTime(Math.floor(Date.now() / 1000) + 60)
+        .sign(key);
+    const post = async (token: string, body: unknown, sessionId?: string) => {
+      const res = await fetch(`${gateway.url}/mcp/alpha`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          ...(sessionId ? { 'mcp-session-id': sessionId } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+      await res.body?.cancel();
+      return res;
+    };
+    const ping = { jsonrpc: '2.0', id: 2, method: 'ping' };
+    const opened = await post(await tokenFor('client-a'), {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+    });
+    expect(opened.status).toBe(200);
+    const sessionId = opened.headers.get('mcp-session-id')!;
+    expect(sessionId).toBeTruthy();
+
+    // Same user, another OAuth client; same user, an API key: both as if the session did not exist.
+    expect((await post(await tokenFor('client-b'), ping, sessionId)).status).toBe(404);
+    expect((await post(ADMIN_TOKEN, ping, sessionId)).status).toBe(404);
+    // A new access token of the same client (as after a refresh) keeps using the session.
+    expect((await post(await tokenFor('client-a'), ping, sessionId)).status).toBe(200);
   });
 
   it('a user without a rule sees no server; a denied consent gives the client access_denied', async () => {

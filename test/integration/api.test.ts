@@ -206,10 +206,31 @@ describe.each(await engines())('REST API on %s', (engine) => {
       expect(all.body.keys.map((k: { id: string }) => k.id)).toContain(aKey.body.id);
     });
 
-    it('a server-scoped key cannot mint a wider key', async () => {
+    it('a server-scoped key cannot list, create or revoke keys, not even within its own scope', async () => {
+      const full = await createUserKey(ctx.server, 'ivy');
       const { client } = await createUserKey(ctx.server, 'ivy', ['alpha']);
-      expect((await client.post('/api/keys', { name: 'wider' })).status).toBe(403);
-      expect((await client.post('/api/keys', { name: 'same', servers: ['alpha'] })).status).toBe(201);
+      const other = await full.client.post('/api/keys', { name: 'other' });
+      expect(other.status).toBe(201);
+
+      for (const res of [
+        await client.post('/api/keys', { name: 'wider' }),
+        await client.post('/api/keys', { name: 'same', servers: ['alpha'] }),
+        await client.get('/api/keys'),
+        await client.delete(`/api/keys/${other.body.id}`),
+      ]) {
+        expect(res.status).toBe(403);
+        expect(res.body.error.code).toBe('forbidden');
+        expect(res.body.error.message).toContain('unrestricted credential');
+      }
+      // Nothing changed: the other key still stands, and an unrestricted key manages keys.
+      const listed = await full.client.get('/api/keys');
+      expect(listed.status).toBe(200);
+      const names = listed.body.keys.map((k: { name: string }) => k.name);
+      expect(names).toContain('other');
+      expect(names).not.toContain('wider');
+      expect(names).not.toContain('same');
+      expect(listed.body.keys.find((k: { id: string }) => k.id === other.body.id).revokedAt).toBeNull();
+      expect((await full.client.delete(`/api/keys/${other.body.id}`)).status).toBe(200);
     });
   });
 

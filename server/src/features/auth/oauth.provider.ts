@@ -35,6 +35,25 @@ export function redirectUriAllowed(uri: string, schemes: readonly string[]): boo
   return schemes.includes(u.protocol.replace(/:$/, ''));
 }
 
+/**
+ * Makes every absolute URL the provider emits (the endpoints in its metadata, a registered
+ * client's management URL, redirects) start with PUBLIC_URL. oidc-provider resolves them
+ * against Koa's `ctx.href`, which Koa takes from the Host header (or any X-Forwarded-Host
+ * once `proxy` is on) and the connection's protocol, or whole from an absolute-form request
+ * target: all the client's to choose, and a client following such metadata would send its
+ * authorization code and PKCE verifier wherever the request said.
+ */
+function pinToPublicUrl(provider: Provider, publicUrl: string) {
+  const origin = new URL(publicUrl).origin;
+  provider.use(async (ctx, next) => {
+    // Only the origin of `href` matters (paths come from the provider's routes); the
+    // path and query stay the request's, as anything reading `href` expects.
+    const { pathname, search } = new URL(ctx.originalUrl, 'http://x');
+    Object.defineProperty(ctx.request, 'href', { value: `${origin}${pathname}${search}` });
+    await next();
+  });
+}
+
 /** What the provider is built from: a part of OAuthServerOptions. */
 export interface OidcProviderOptions {
   publicUrl: string;
@@ -88,6 +107,11 @@ export async function createOidcProvider(
     jwks: { keys: [privateJwk as never] },
     cookies: { keys: [cookieKey] },
     scopes: ['openid', 'offline_access', MCP_SCOPE],
+    // OAuth 2.1 for MCP: the authorization code flow (PKCE required below) and nothing else;
+    // no implicit or hybrid responses, which hand tokens to the browser's URL. Registration
+    // refuses other response and grant types with invalid_client_metadata, since the grant
+    // types a client may register are those these response types (and refresh) imply.
+    responseTypes: ['code'],
     claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
     async findAccount(_ctx, id) {
       const user = await o.users.findById(id);
@@ -184,6 +208,7 @@ export async function createOidcProvider(
   };
   const provider = new Provider(o.publicUrl, configuration);
   provider.proxy = o.trustProxy;
+  pinToPublicUrl(provider, o.publicUrl);
   provider.on('server_error', (_ctx: unknown, err: Error) => o.logger.error({ err }, 'oauth server error'));
   provider.on('grant.revoked', (_ctx: unknown, grantId: string) => {
     o.grants.revoked(grantId);

@@ -90,6 +90,7 @@ export class OAuthServer {
         groups: user.groups,
         via: 'oauth',
         oauthClientId: String(payload['client_id'] ?? ''),
+        oauthGrantId: typeof grantId === 'string' ? grantId : undefined,
       },
     };
   }

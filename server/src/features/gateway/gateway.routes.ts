@@ -224,7 +224,8 @@ export function gatewayRoutes(options: {
     }
     const session = gateway.findSession(id, principalOf(res));
     const slug = req.params['slug'] as string | undefined;
-    // Unknown, ended, another user's, or another endpoint's session: 404, so the client re-initializes.
+    // Unknown, ended, another credential's (another user's, or the same user's other key or
+    // OAuth grant), or another endpoint's session: 404, so the client re-initializes.
     if (!session || session.slug !== slug) {
       refuse(req, res, 404, RpcCode.SessionNotFound, 'Session not found', bodyId);
       return undefined;

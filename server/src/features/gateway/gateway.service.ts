@@ -4,7 +4,7 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Capabilities } from '@gateway/shared';
-import type { Principal } from '../../core/principal.ts';
+import { sameCredential, type Principal } from '../../core/principal.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
 import type { ServerRecord } from '../registry/index.ts';
 import { AggregateSession } from './aggregate.session.ts';
@@ -68,10 +68,14 @@ export class Gateway {
     return this.#audit.inRequest(requestId, fn);
   }
 
-  /** The session with this id, if it exists and belongs to the same user. */
+  /**
+   * The session with this id, if it exists and was opened by the same credential (the same
+   * API key, or the same OAuth client and grant, with the same scope): another user's session,
+   * or the user's own session opened with another key, is not found.
+   */
   findSession(id: string, principal: Principal): GatewaySession | undefined {
     const s = this.#sessions.get(id);
-    if (!s || s.context.principal.userId !== principal.userId) return undefined;
+    if (!s || !sameCredential(s.context.principal, principal)) return undefined;
     s.lastSeen = Date.now();
     return s;
   }

@@ -9,7 +9,7 @@ import type { KeysService } from './keys.service.ts';
 const idParams = z.object({ id: z.string().uuid('must be a key id') });
 const listQuery = z.object({ all: z.enum(['true', 'false']).optional() }).strict();
 
-/** `/api/keys`: create (shown once), list (own; admins may list all), revoke. */
+/** `/api/keys`: create (shown once), list (own; admins may list all), revoke; an unrestricted credential only. */
 export function keysRoutes(deps: { keys: KeysService; audit: AuditSink }): Router {
   const router = Router();
   router.post('/api/keys', validate({ body: createApiKeySchema }), async (req, res) => {

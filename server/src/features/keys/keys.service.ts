@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ApiKeyView, CreateApiKey, CreatedApiKey } from '@gateway/shared';
 import { AppError, forbidden, notFound } from '../../platform/http/errors.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
-import { isAdmin, type Principal } from '../../core/principal.ts';
+import { isAdmin, isUnrestricted, type Principal } from '../../core/principal.ts';
 import type { UsersRepository } from '../users/index.ts';
 import type { ApiKeyRow, KeysRepository } from './keys.repository.ts';
 
@@ -12,6 +12,17 @@ const CACHE_TTL_MS = 10_000;
 const TOUCH_EVERY_MS = 60_000;
 
 const hashKey = (key: string) => createHash('sha256').update(key).digest('hex');
+
+/**
+ * Key management is for credentials that reach everything their user may: a key given to
+ * one tool for one server must not list, revoke or mint the user's other keys.
+ */
+function requireUnrestricted(principal: Principal) {
+  if (!isUnrestricted(principal))
+    throw forbidden(
+      'managing API keys needs an unrestricted credential; this key is limited to some servers (use the web UI or a key without a server scope)',
+    );
+}
 
 export function toView(row: ApiKeyRow): ApiKeyView {
   return {
@@ -50,13 +61,7 @@ export class KeysService {
   }
 
   async create(principal: Principal, input: CreateApiKey): Promise<CreatedApiKey> {
-    // A key can never reach further than the credential that created it.
-    if (
-      principal.serverScope &&
-      (!input.servers || input.servers.some((s) => !principal.serverScope!.includes(s)))
-    ) {
-      throw forbidden('a server-scoped credential can only create keys within its own scope');
-    }
+    requireUnrestricted(principal);
     const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
     const row = await this.#repo.insert({
       userId: principal.userId,
@@ -70,13 +75,18 @@ export class KeysService {
   }
 
   async list(principal: Principal, options: { all?: boolean } = {}): Promise<ApiKeyView[]> {
+    requireUnrestricted(principal);
     if (options.all && !isAdmin(principal)) throw forbidden('only admins can list every key');
     const rows = await this.#repo.list(options.all ? undefined : principal.userId);
     return rows.map(toView);
   }
 
-  /** Revokes a key of the caller's own (admins: anyone's). Someone else's key is "not found". */
+  /**
+   * Revokes a key of the caller's own (admins: anyone's). Someone else's key is "not found".
+   * Like create and list, it needs an unrestricted credential (403 for a server-scoped key).
+   */
   async revoke(principal: Principal, id: string): Promise<ApiKeyView> {
+    requireUnrestricted(principal);
     const row = await this.#repo.findById(id);
     if (!row || (row.userId !== principal.userId && !isAdmin(principal))) throw notFound('API key');
     if (row.revokedAt) throw new AppError('conflict', 'API key is already revoked');
