@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { api, createUserKey, grant, useServer } from '../support/server.ts';
+import { ADMIN_TOKEN, api, createUserKey, grant, useServer } from '../support/server.ts';
 import { engines } from '../support/database.ts';
 
 const stdioServer = (slug: string, extra: Record<string, unknown> = {}) => ({
@@ -231,6 +231,48 @@ describe.each(await engines())('REST API on %s', (engine) => {
       expect(names).not.toContain('same');
       expect(listed.body.keys.find((k: { id: string }) => k.id === other.body.id).revokedAt).toBeNull();
       expect((await full.client.delete(`/api/keys/${other.body.id}`)).status).toBe(200);
+    });
+
+    it('a server-scoped admin key cannot become a web session through local sign-in', async () => {
+      const root = await ctx.server.services.users.upsertBySubject({
+        subject: 'test|scoped-root',
+        displayName: 'scoped-root',
+        role: 'admin',
+      });
+      const scoped = await ctx.server.services.keys.create(
+        { userId: root.id, displayName: 'scoped-root', role: 'admin', via: 'api_key' },
+        { name: 'scoped-admin', servers: ['alpha'] },
+      );
+      /** The local sign-in form, then its POST with the form's CSRF token and cookie. */
+      const signIn = async (token: string) => {
+        const page = await fetch(`${ctx.server.url}/auth/login`);
+        const cookie = page.headers
+          .getSetCookie()
+          .map((c) => c.split(';')[0])
+          .join('; ');
+        const csrf = /name="_csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
+        const res = await fetch(`${ctx.server.url}/auth/local`, {
+          method: 'POST',
+          redirect: 'manual',
+          headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ token, _csrf: csrf, returnTo: '/' }).toString(),
+        });
+        // The browser's jar: a cookie set again by the sign-in replaces the form's.
+        const jar = new Map(
+          [...cookie.split('; '), ...res.headers.getSetCookie().map((c) => c.split(';')[0]!)]
+            .filter(Boolean)
+            .map((c) => [c.slice(0, c.indexOf('=')), c] as const),
+        );
+        const after = [...jar.values()].join('; ');
+        const me = await fetch(`${ctx.server.url}/api/me`, { headers: { cookie: after } });
+        return { status: res.status, page: await res.text(), signedIn: me.status === 200 };
+      };
+      const refused = await signIn(scoped.key);
+      expect(refused.status).toBe(401);
+      expect(refused.page).toContain('not an unrestricted admin API key');
+      expect(refused.signedIn).toBe(false);
+      // The unrestricted bootstrap key signs in on the same form.
+      expect(await signIn(ADMIN_TOKEN)).toMatchObject({ status: 303, signedIn: true });
     });
   });
 

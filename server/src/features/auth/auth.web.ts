@@ -316,7 +316,10 @@ export class WebAuth {
       }
       const token = typeof body['token'] === 'string' ? body['token'] : '';
       const result = token ? await this.#o.keys.authenticate(token) : { rejected: 'missing' };
-      const ok = 'principal' in result && result.principal.role === 'admin';
+      // Only an unrestricted admin key: a web session can do everything, so a key scoped to
+      // some servers must not turn into one.
+      const ok =
+        'principal' in result && result.principal.role === 'admin' && !result.principal.serverScope;
       if (!ok) {
         this.#o.audit.record({
           category: 'auth',
@@ -329,7 +332,7 @@ export class WebAuth {
           localLoginPage({
             csrf: this.csrfToken(req),
             returnTo,
-            error: 'That key is not an admin API key.',
+            error: 'That key is not an unrestricted admin API key.',
           }),
         );
         return;
