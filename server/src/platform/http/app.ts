@@ -40,8 +40,17 @@ export function createApp(options: AppOptions): Express {
         res.setHeader('X-Request-Id', id);
         return id;
       },
+      // Answered requests are logged at debug: MCP traffic is in the metrics and the audit
+      // trail already, and a JSON line per message at info cost the hot path (serializing
+      // and redacting each one) while burying the start banner. 'silent' skips the work.
       customLogLevel: (_req, res, err) =>
-        err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+        err || res.statusCode >= 500
+          ? 'error'
+          : res.statusCode >= 400
+            ? 'warn'
+            : options.logger.isLevelEnabled('debug')
+              ? 'debug'
+              : 'silent',
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
       serializers: {
         // Query values never reach a log line (sign-in codes and states travel in them).
