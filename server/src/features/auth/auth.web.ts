@@ -318,8 +318,7 @@ export class WebAuth {
       const result = token ? await this.#o.keys.authenticate(token) : { rejected: 'missing' };
       // Only an unrestricted admin key: a web session can do everything, so a key scoped to
       // some servers must not turn into one.
-      const ok =
-        'principal' in result && result.principal.role === 'admin' && !result.principal.serverScope;
+      const ok = 'principal' in result && result.principal.role === 'admin' && !result.principal.serverScope;
       if (!ok) {
         this.#o.audit.record({
           category: 'auth',
