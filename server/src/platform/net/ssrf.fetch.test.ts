@@ -8,24 +8,8 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createGuardedFetch } from './ssrf.fetch.ts';
-import { assertUrlAllowed, type LookupFn, SsrfError, type SsrfPolicy } from './ssrf.policy.ts';
-
-const strict: SsrfPolicy = { allowLoopback: false, allowPrivate: false, allowList: [] };
-const dev: SsrfPolicy = { ...strict, allowLoopback: true };
-
-/** Any DNS lookup a test did not script is a failure, never real network. */
-const noDns: LookupFn = (hostname) => Promise.reject(new Error(`unexpected DNS lookup of ${hostname}`));
-
-function dns(table: Record<string, string[]>, calls: string[] = []): LookupFn {
-  return (hostname) => {
-    calls.push(hostname);
-    const addresses = table[hostname];
-    if (addresses === undefined) {
-      return Promise.reject(new Error(`unexpected DNS lookup of ${hostname}`));
-    }
-    return Promise.resolve(addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
-  };
-}
+import { dev, dns, noDns, strict } from '../../../../test/support/ssrf.ts';
+import { assertUrlAllowed, type LookupFn, SsrfError } from './ssrf.policy.ts';
 
 async function fetchError(promise: Promise<unknown>): Promise<SsrfError> {
   const error: unknown = await promise.then(
