@@ -233,63 +233,57 @@ export function gatewayRoutes(options: {
     return session;
   };
 
-  router.post(
-    paths,
-    checkHost,
-    checkOrigin,
-    auth,
-    authErrors,
-    resolveServer,
-    parseBody,
-    async (req: Request, res: Response) => {
-      const body: unknown = req.body;
-      const messages = Array.isArray(body) ? body : [body];
-      if (!messages.length || !messages.every(isMessage)) {
+  // Every method on every MCP path passes these first, in this order (see the doc above).
+  const admission = [checkHost, checkOrigin, auth, authErrors, resolveServer];
+
+  router.post(paths, ...admission, parseBody, async (req: Request, res: Response) => {
+    const body: unknown = req.body;
+    const messages = Array.isArray(body) ? body : [body];
+    if (!messages.length || !messages.every(isMessage)) {
+      return refuse(
+        req,
+        res,
+        400,
+        RpcCode.InvalidRequest,
+        'Invalid Request: body is not a JSON-RPC message',
+        (body as { id?: unknown })?.id,
+      );
+    }
+    try {
+      if (options.admit) {
+        const admitted = await options.admit(req, res, {
+          principal: principalOf(res),
+          slug: req.params['slug'] as string | undefined,
+          toolCalls: toolCallsOf(messages, req.params['slug'] as string | undefined),
+          rpcId: Array.isArray(body) ? null : (body as { id?: unknown }).id,
+        });
+        if (!admitted) return;
+      }
+      if (req.header('mcp-session-id')) {
+        const session = findSession(req, res);
+        if (session)
+          await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res, body));
+        return;
+      }
+      if (!isInitializeRequest(body)) {
         return refuse(
           req,
           res,
           400,
           RpcCode.InvalidRequest,
-          'Invalid Request: body is not a JSON-RPC message',
+          'Bad Request: no Mcp-Session-Id, and not an initialize request',
           (body as { id?: unknown })?.id,
         );
       }
-      try {
-        if (options.admit) {
-          const admitted = await options.admit(req, res, {
-            principal: principalOf(res),
-            slug: req.params['slug'] as string | undefined,
-            toolCalls: toolCallsOf(messages, req.params['slug'] as string | undefined),
-            rpcId: Array.isArray(body) ? null : (body as { id?: unknown }).id,
-          });
-          if (!admitted) return;
-        }
-        if (req.header('mcp-session-id')) {
-          const session = findSession(req, res);
-          if (session)
-            await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res, body));
-          return;
-        }
-        if (!isInitializeRequest(body)) {
-          return refuse(
-            req,
-            res,
-            400,
-            RpcCode.InvalidRequest,
-            'Bad Request: no Mcp-Session-Id, and not an initialize request',
-            (body as { id?: unknown })?.id,
-          );
-        }
-        const server = res.locals['server'];
-        const transport = server
-          ? await gateway.createServerSession(server, context(req, res), body as never)
-          : await gateway.createAggregateSession(context(req, res));
-        await gateway.inRequest(requestIdOf(req), () => transport.handleRequest(req, res, body));
-      } catch (err) {
-        failed(req, res, err, (body as { id?: unknown })?.id);
-      }
-    },
-  );
+      const server = res.locals['server'];
+      const transport = server
+        ? await gateway.createServerSession(server, context(req, res), body as never)
+        : await gateway.createAggregateSession(context(req, res));
+      await gateway.inRequest(requestIdOf(req), () => transport.handleRequest(req, res, body));
+    } catch (err) {
+      failed(req, res, err, (body as { id?: unknown })?.id);
+    }
+  });
 
   // The standalone stream counts too (a reconnect loop is traffic); DELETE never does, so a
   // limited client can still end its session.
@@ -300,53 +294,36 @@ export function gatewayRoutes(options: {
       next();
   };
 
-  router.get(
-    paths,
-    checkHost,
-    checkOrigin,
-    auth,
-    authErrors,
-    resolveServer,
-    admitStream,
-    async (req: Request, res: Response) => {
-      const session = findSession(req, res);
-      if (!session) return;
-      // The SDK registers the standalone stream before writing its 200; from then on messages
-      // for it can be sent, so the session stops buffering them.
-      const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
-      res.writeHead = ((status: number, ...rest: unknown[]) => {
-        const result = writeHead(status, ...rest);
-        if (status === 200) session.standaloneStreamOpened();
-        return result;
-      }) as typeof res.writeHead;
-      res.once('close', () => {
-        if (res.statusCode === 200) session.standaloneStreamClosed();
-      });
-      try {
-        await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res));
-      } catch (err) {
-        failed(req, res, err);
-      }
-    },
-  );
+  router.get(paths, ...admission, admitStream, async (req: Request, res: Response) => {
+    const session = findSession(req, res);
+    if (!session) return;
+    // The SDK registers the standalone stream before writing its 200; from then on messages
+    // for it can be sent, so the session stops buffering them.
+    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
+    res.writeHead = ((status: number, ...rest: unknown[]) => {
+      const result = writeHead(status, ...rest);
+      if (status === 200) session.standaloneStreamOpened();
+      return result;
+    }) as typeof res.writeHead;
+    res.once('close', () => {
+      if (res.statusCode === 200) session.standaloneStreamClosed();
+    });
+    try {
+      await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res));
+    } catch (err) {
+      failed(req, res, err);
+    }
+  });
 
-  router.delete(
-    paths,
-    checkHost,
-    checkOrigin,
-    auth,
-    authErrors,
-    resolveServer,
-    async (req: Request, res: Response) => {
-      const session = findSession(req, res);
-      if (!session) return;
-      try {
-        await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res));
-      } catch (err) {
-        failed(req, res, err);
-      }
-    },
-  );
+  router.delete(paths, ...admission, async (req: Request, res: Response) => {
+    const session = findSession(req, res);
+    if (!session) return;
+    try {
+      await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res));
+    } catch (err) {
+      failed(req, res, err);
+    }
+  });
 
   return router;
 }
