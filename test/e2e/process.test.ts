@@ -13,7 +13,12 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
 });
 
-describe('the server process on the embedded default', () => {
+// Each test starts one or two server processes (PGlite opening, migrations) while another
+// test file may be building the client beside it: spawnServer waits up to 90 s, so the
+// tests get that long too.
+const SPAWNING = { timeout: 120_000 };
+
+describe('the server process on the embedded default', SPAWNING, () => {
   it('serves /healthz and /readyz, and keeps its data across a restart', async () => {
     const dataDir = tempDir();
     const first = await spawnServer({ DATA_DIR: dataDir });
@@ -104,6 +109,7 @@ describe('the server process on the embedded default', () => {
 
 describe.skipIf(!((await hasPostgres()) && (await hasRedis())))(
   'server and workers with PostgreSQL and Redis',
+  SPAWNING,
   () => {
     it('the workers process consumes the heartbeat job the schedule produces, and readiness covers Redis', async () => {
       const db = await createTestDatabase('postgres');
