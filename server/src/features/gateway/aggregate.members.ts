@@ -1,9 +1,6 @@
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
-import {
-  isJSONRPCErrorResponse,
-  isJSONRPCResultResponse,
-  type JSONRPCMessage,
-} from '@modelcontextprotocol/sdk/types.js';
+import { type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { isErrorResponse, isResult } from './gateway.messages.ts';
 import type { ServerRecord } from '../registry/index.ts';
 import { prefixName } from './aggregate.names.ts';
 import type { Json } from './aggregate.routing.ts';
@@ -134,11 +131,11 @@ export function openMember(
       session.initializeParams(),
       host.config.connectTimeoutMs,
     );
-    if (isJSONRPCErrorResponse(response) && response.error.code === RpcCode.AuthorizationRequired) {
+    if (isErrorResponse(response) && response.error.code === RpcCode.AuthorizationRequired) {
       member.authorizationRequired = response.error;
     }
-    if (!isJSONRPCResultResponse(response)) {
-      throw new Error(isJSONRPCErrorResponse(response) ? response.error.message : 'no answer to initialize');
+    if (!isResult(response)) {
+      throw new Error(isErrorResponse(response) ? response.error.message : 'no answer to initialize');
     }
     member.capabilities = ((response.result as Json)['capabilities'] as Json) ?? {};
     member.state = 'ready';

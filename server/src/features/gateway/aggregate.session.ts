@@ -1,9 +1,5 @@
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
-  isJSONRPCErrorResponse,
-  isJSONRPCNotification,
-  isJSONRPCRequest,
-  isJSONRPCResultResponse,
   LATEST_PROTOCOL_VERSION,
   SUPPORTED_PROTOCOL_VERSIONS,
   type JSONRPCMessage,
@@ -11,6 +7,7 @@ import {
   type JSONRPCRequest,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
+import { isErrorResponse, isNotification, isRequest, isResult } from './gateway.messages.ts';
 import type { ServerRecord } from '../registry/index.ts';
 import { openMember, type Member, type MemberSession } from './aggregate.members.ts';
 import { mapUri } from './aggregate.names.ts';
@@ -100,7 +97,7 @@ export class AggregateSession {
   // ----- sending to the client -----
 
   async #send(message: JSONRPCMessage, relatedRequestId?: RequestId): Promise<void> {
-    const isResponse = isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message);
+    const isResponse = isResult(message) || isErrorResponse(message);
     if (!isResponse && relatedRequestId === undefined && !this.#standaloneOpen) {
       // The SDK transport drops standalone messages while no GET stream is open.
       this.#standaloneBuffer.push(message);
@@ -174,9 +171,9 @@ export class AggregateSession {
 
   #onClientMessage(message: JSONRPCMessage): void {
     if (this.#closed) return;
-    if (isJSONRPCRequest(message)) void this.#onClientRequest(message);
-    else if (isJSONRPCNotification(message)) this.#onClientNotification(message);
-    else if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) {
+    if (isRequest(message)) void this.#onClientRequest(message);
+    else if (isNotification(message)) this.#onClientNotification(message);
+    else if (isResult(message) || isErrorResponse(message)) {
       const id = message.id as RequestId;
       const target = this.#serverRequests.get(id);
       if (!target) return;
@@ -289,7 +286,7 @@ export class AggregateSession {
             cursor ? { cursor } : {},
             this.#host.config.requestTimeoutMs,
           );
-          if (!isJSONRPCResultResponse(r)) break;
+          if (!isResult(r)) break;
           const result = r.result as Json;
           items.push(...((result[list.key] as Json[] | undefined) ?? []));
           cursor = result['nextCursor'] as string | undefined;
@@ -327,7 +324,7 @@ export class AggregateSession {
 
   #fromMember(slug: string, message: JSONRPCMessage, options?: TransportSendOptions): void {
     if (this.#closed) return;
-    if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) {
+    if (isResult(message) || isErrorResponse(message)) {
       const id = message.id as RequestId;
       const internal = typeof id === 'string' ? this.#internal.get(id) : undefined;
       if (internal) {
@@ -339,19 +336,19 @@ export class AggregateSession {
       const forwarded = this.#forwarded.get(id);
       if (!forwarded) return;
       this.#forwarded.delete(id);
-      if (isJSONRPCResultResponse(message)) {
+      if (isResult(message)) {
         void this.#send({ ...message, result: mapResult(slug, forwarded.method, message.result as Json) });
       } else void this.#send(message);
       return;
     }
     const related = options?.relatedRequestId;
-    if (isJSONRPCRequest(message)) {
+    if (isRequest(message)) {
       const id = `gw-${this.#nextServerRequest++}`;
       this.#serverRequests.set(id, { slug, memberId: message.id });
       void this.#send({ ...message, id }, related);
       return;
     }
-    if (isJSONRPCNotification(message)) {
+    if (isNotification(message)) {
       const params = (message.params ?? {}) as Json;
       switch (message.method) {
         case 'notifications/resources/updated':

@@ -5,13 +5,7 @@ import express, {
   type RequestHandler,
   type Response,
 } from 'express';
-import {
-  isInitializeRequest,
-  isJSONRPCNotification,
-  isJSONRPCRequest,
-  isJSONRPCResultResponse,
-  isJSONRPCErrorResponse,
-} from '@modelcontextprotocol/sdk/types.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { slugSchema } from '@gateway/shared';
 import type { AuditSink } from '../../core/audit.ts';
 import { principalOf, type Principal } from '../../core/principal.ts';
@@ -20,11 +14,9 @@ import type { HostPolicy } from '../../platform/http/hosts.ts';
 import { refuseDeepJson } from '../../platform/http/json-depth.ts';
 import { splitName } from './aggregate.names.ts';
 import { RpcCode, sendRpcError } from './gateway.errors.ts';
+import { isMessage, isRequest } from './gateway.messages.ts';
 import type { GatewaySession, Gateway } from './gateway.service.ts';
 import type { SessionContext } from './gateway.ports.ts';
-
-const isMessage = (m: unknown) =>
-  isJSONRPCRequest(m) || isJSONRPCNotification(m) || isJSONRPCResultResponse(m) || isJSONRPCErrorResponse(m);
 
 /**
  * A check every MCP request passes before it reaches a session (rate limits): it answers a
@@ -48,7 +40,7 @@ const requestIdOf = (req: Request) => String((req as { id?: unknown }).id ?? '')
 function toolCallsOf(messages: unknown[], slug: string | undefined): { slug: string; tool: string }[] {
   const calls: { slug: string; tool: string }[] = [];
   for (const m of messages) {
-    if (!isJSONRPCRequest(m) || m.method !== 'tools/call') continue;
+    if (!isRequest(m) || m.method !== 'tools/call') continue;
     const name = (m.params as { name?: unknown } | undefined)?.name;
     if (typeof name !== 'string') continue;
     if (slug !== undefined) {
@@ -297,17 +289,6 @@ export function gatewayRoutes(options: {
   router.get(paths, ...admission, admitStream, async (req: Request, res: Response) => {
     const session = findSession(req, res);
     if (!session) return;
-    // The SDK registers the standalone stream before writing its 200; from then on messages
-    // for it can be sent, so the session stops buffering them.
-    const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => Response;
-    res.writeHead = ((status: number, ...rest: unknown[]) => {
-      const result = writeHead(status, ...rest);
-      if (status === 200) session.standaloneStreamOpened();
-      return result;
-    }) as typeof res.writeHead;
-    res.once('close', () => {
-      if (res.statusCode === 200) session.standaloneStreamClosed();
-    });
     try {
       await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res));
     } catch (err) {

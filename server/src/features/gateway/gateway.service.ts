@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { Capabilities } from '@gateway/shared';
 import { sameCredential, type Principal } from '../../core/principal.ts';
@@ -12,6 +11,7 @@ import { GatewayAudit, scrub, textOf } from './gateway.audit.ts';
 import { rpcErrorOf, RpcCode } from './gateway.errors.ts';
 import type { GatewayDeps, SessionContext } from './gateway.ports.ts';
 import type { GatewaySession, SessionHost } from './gateway.session.ts';
+import { DownstreamHttpTransport } from './gateway.transport.ts';
 import { GatewayUpstreams, type HealthProbe, type UpstreamConnection } from './gateway.upstreams.ts';
 import { McpRelay } from './mcp.relay.ts';
 
@@ -98,18 +98,19 @@ export class Gateway {
     server: ServerRecord,
     context: SessionContext,
     initialize: JSONRPCRequest,
-  ): Promise<StreamableHTTPServerTransport> {
+  ): Promise<DownstreamHttpTransport> {
     const clientInfo = (initialize.params as { clientInfo?: { name?: string; version?: string } } | undefined)
       ?.clientInfo;
     // eslint-disable-next-line prefer-const -- assigned below; the transport's callback closes over it first
     let session: GatewaySession | undefined;
     let credentialScope = 'none';
     let secrets: string[] = [];
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (id) => {
+    const transport = new DownstreamHttpTransport({
+      onSessionInitialized: (id) => {
         if (session) this.#sessions.set(id, session);
       },
+      onStandaloneStream: (open) =>
+        open ? session?.standaloneStreamOpened() : session?.standaloneStreamClosed(),
     });
     const base = () => ({
       context,
@@ -176,14 +177,15 @@ export class Gateway {
   }
 
   /** Creates a session for the aggregate endpoint `/mcp`. */
-  async createAggregateSession(context: SessionContext): Promise<StreamableHTTPServerTransport> {
+  async createAggregateSession(context: SessionContext): Promise<DownstreamHttpTransport> {
     // eslint-disable-next-line prefer-const -- assigned below; the transport's callback closes over it first
     let session: GatewaySession | undefined;
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (id) => {
+    const transport = new DownstreamHttpTransport({
+      onSessionInitialized: (id) => {
         if (session) this.#sessions.set(id, session);
       },
+      onStandaloneStream: (open) =>
+        open ? session?.standaloneStreamOpened() : session?.standaloneStreamClosed(),
     });
     const aggregate = new AggregateSession({
       host: this.#host,

@@ -1,4 +1,4 @@
-import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { DownstreamHttpTransport } from './gateway.transport.ts';
 import type { Principal } from '../../core/principal.ts';
 import type { ServerRecord } from '../registry/index.ts';
 import type { GatewayAudit } from './gateway.audit.ts';
@@ -11,7 +11,7 @@ export interface GatewaySession {
   readonly kind: 'server' | 'aggregate';
   readonly slug: string | undefined;
   readonly context: SessionContext;
-  readonly transport: StreamableHTTPServerTransport;
+  readonly transport: DownstreamHttpTransport;
   /** Called when the GET stream opens/closes, so messages for it are buffered meanwhile. */
   standaloneStreamOpened(): void;
   standaloneStreamClosed(): void;

@@ -20,10 +20,6 @@
  */
 import {
   ErrorCode,
-  isJSONRPCErrorResponse,
-  isJSONRPCNotification,
-  isJSONRPCRequest,
-  isJSONRPCResultResponse,
   type JSONRPCErrorResponse,
   type JSONRPCMessage,
   type JSONRPCNotification,
@@ -31,6 +27,7 @@ import {
   type JSONRPCResultResponse,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
+import { isErrorResponse, isNotification, isRequest, isResult } from './gateway.messages.ts';
 import { RelayContext } from './relay.context.ts';
 import { RelayFromUpstream } from './relay.from-upstream.ts';
 import { RelayLifecycle } from './relay.lifecycle.ts';
@@ -106,7 +103,7 @@ export class McpRelay {
   private onDownstreamMessage(message: JSONRPCMessage): void {
     const { opts, outbox } = this.ctx;
     if (this.ctx.state === 'closing' || this.ctx.state === 'closed') {
-      if (isJSONRPCRequest(message)) {
+      if (isRequest(message)) {
         outbox.replyDownstreamError(
           message.id,
           ErrorCode.ConnectionClosed,
@@ -116,7 +113,7 @@ export class McpRelay {
       return;
     }
 
-    if (isJSONRPCRequest(message)) {
+    if (isRequest(message)) {
       if (message.method === 'initialize') {
         this.handleInitialize(message);
         return;
@@ -137,12 +134,12 @@ export class McpRelay {
       }
       if (this.ctx.state === 'upstream-down') this.restartUpstream();
       this.forwardRequestUpstream(message);
-    } else if (isJSONRPCNotification(message)) {
+    } else if (isNotification(message)) {
       if (message.method === 'notifications/initialized') this.clientInitialized = true;
       opts.onNotification?.('client->upstream', message);
       if (this.ctx.state === 'upstream-down') return; // nothing to tell a dead upstream; restart replays what matters
       this.forwardNotificationUpstream(message);
-    } else if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) {
+    } else if (isResult(message) || isErrorResponse(message)) {
       this.forwardResponseUpstream(message);
     }
   }
@@ -230,7 +227,7 @@ export class McpRelay {
         });
         await upstream.send({ ...init, id });
         const response = await answered;
-        if (!isJSONRPCResultResponse(response)) throw new Error('upstream refused initialize');
+        if (!isResult(response)) throw new Error('upstream refused initialize');
         const version = (response.result as { protocolVersion?: string }).protocolVersion;
         if (version) upstream.setProtocolVersion?.(version);
         if (this.clientInitialized)

@@ -1,9 +1,5 @@
 import {
   ErrorCode,
-  isJSONRPCErrorResponse,
-  isJSONRPCNotification,
-  isJSONRPCRequest,
-  isJSONRPCResultResponse,
   type JSONRPCErrorResponse,
   type JSONRPCMessage,
   type JSONRPCNotification,
@@ -12,6 +8,7 @@ import {
   type ProgressToken,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
+import { isErrorResponse, isNotification, isRequest, isResult } from './gateway.messages.ts';
 import type { RelayContext } from './relay.context.ts';
 import type { RelayLifecycle } from './relay.lifecycle.ts';
 import { errorMessage, errorResponse } from './relay.outbox.ts';
@@ -32,11 +29,11 @@ export class RelayFromUpstream {
   /** A message from the current upstream. */
   onMessage(message: JSONRPCMessage): void {
     if (this.ctx.state === 'closed') return;
-    if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) {
+    if (isResult(message) || isErrorResponse(message)) {
       this.forwardResponseDownstream(message);
-    } else if (isJSONRPCRequest(message)) {
+    } else if (isRequest(message)) {
       this.forwardRequestDownstream(message);
-    } else if (isJSONRPCNotification(message)) {
+    } else if (isNotification(message)) {
       this.forwardNotificationDownstream(message);
     }
   }
@@ -57,7 +54,7 @@ export class RelayFromUpstream {
     }
     this.ctx.report(pending, 'answered', response as JSONRPCResultResponse | JSONRPCErrorResponse);
 
-    if (pending.method === 'initialize' && isJSONRPCResultResponse(response)) {
+    if (pending.method === 'initialize' && isResult(response)) {
       // Client-level bookkeeping normally done by the SDK `Client`: the HTTP client transport must
       // send the negotiated version in the mcp-protocol-version header of every later request.
       const version = (response.result as { protocolVersion?: string }).protocolVersion;
@@ -65,12 +62,12 @@ export class RelayFromUpstream {
     }
     // A response is routed by its own id (= the downstream request id) onto that request's stream.
     let relayed = { ...response, id: pending.downstreamId } as JSONRPCMessage;
-    if (opts.transformResult && isJSONRPCResultResponse(relayed)) {
+    if (opts.transformResult && isResult(relayed)) {
       relayed = { ...relayed, result: opts.transformResult(pending.method, relayed.result) };
     }
     outbox.toDownstream(relayed, undefined);
 
-    if (pending.method === 'initialize' && isJSONRPCErrorResponse(response)) {
+    if (pending.method === 'initialize' && isErrorResponse(response)) {
       // Upstream refused to initialize: the downstream session is useless.
       void this.lifecycle.shutdown('upstream rejected initialize');
     }

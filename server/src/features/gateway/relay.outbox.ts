@@ -1,10 +1,9 @@
 import {
-  isJSONRPCErrorResponse,
-  isJSONRPCResultResponse,
   type JSONRPCErrorResponse,
   type JSONRPCMessage,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
+import { isErrorResponse, isResult } from './gateway.messages.ts';
 import type { DownstreamTransport, TraceEvent, UpstreamTransport } from './relay.options.ts';
 
 export function errorResponse(
@@ -83,7 +82,7 @@ export class RelayOutbox {
     relatedRequestId: RequestId | undefined,
     onError?: (error: unknown) => void,
   ): void {
-    const isResponse = isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message);
+    const isResponse = isResult(message) || isErrorResponse(message);
     if (!isResponse && relatedRequestId === undefined && !this.standaloneOpen) {
       this.standaloneBuffer.push(message);
       if (this.standaloneBuffer.length > this.side.standaloneBufferLimit) {
