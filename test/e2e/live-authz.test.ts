@@ -156,7 +156,9 @@ describe('live authorization', () => {
     await ctx.admin.delete(`/api/access-rules/${id}`);
     await ctx.server.services.gateway.settled();
     expect((await client.listTools()).tools).toEqual([]);
+    expect((await client.listPrompts()).prompts).toEqual([]);
     expect(await codeOf(client.callTool({ name: 'pub__echo', arguments: { message: 'x' } }))).not.toBe('ok');
+    expect(await codeOf(client.readResource({ uri: `gw+pub:${DOC}` }))).not.toBe('ok');
   });
 });
 
