@@ -13,6 +13,7 @@ export interface GatewayDeps {
     | 'requestTimeoutMs'
     | 'connectTimeoutMs'
     | 'sessionIdleMs'
+    | 'limits'
     | 'stdioPoolSize'
     | 'stdioPoolIdleMs'
     | 'allowedOrigins'

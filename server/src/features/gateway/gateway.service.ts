@@ -9,7 +9,7 @@ import type { Logger } from '../../platform/logging/logger.ts';
 import type { ServerRecord } from '../registry/index.ts';
 import { AggregateSession } from './aggregate.session.ts';
 import { GatewayAudit, scrub } from './gateway.audit.ts';
-import { rpcErrorOf } from './gateway.errors.ts';
+import { rpcErrorOf, SessionLimitReached } from './gateway.errors.ts';
 import { authorizeRequest, filterListResult } from './gateway.policy.ts';
 import type { GatewayDeps, SessionContext } from './gateway.ports.ts';
 import type { GatewaySession, SessionHost } from './gateway.session.ts';
@@ -19,7 +19,9 @@ import { McpRelay } from './mcp.relay.ts';
 export type { GatewaySession } from './gateway.session.ts';
 
 /** What the re-check needs of a session, external or in-process. */
-type Recheckable = Pick<GatewaySession, 'id' | 'context' | 'close' | 'recheck'>;
+type Recheckable = Pick<GatewaySession, 'id' | 'context' | 'stdio' | 'close' | 'recheck'>;
+
+const isStdio = (server: ServerRecord) => server.resolvedTransport.type === 'stdio';
 export type { HealthProbe, UpstreamConnection } from './gateway.upstreams.ts';
 
 /**
@@ -155,6 +157,43 @@ export class Gateway {
     );
   }
 
+  /**
+   * Refuses a new session that would pass a limit (SessionLimitReached: 429 for the user's
+   * own limits, 503 for the process's). In-process (chat) sessions count toward the totals
+   * but are not refused: a turn holds its session only while it runs.
+   */
+  #admit(principal: Principal, stdio: number): void {
+    const limits = this.#deps.config.limits;
+    const all = [...this.#sessions.values(), ...this.#inProcess];
+    const mine = all.filter((s) => s.context.principal.userId === principal.userId);
+    const processes = (list: Recheckable[]) => list.reduce((n, s) => n + s.stdio, 0);
+    const over = (limit: number, used: number, adding: number) => limit > 0 && used + adding > limit;
+    if (over(limits.sessionsPerUser, mine.length, 1))
+      throw new SessionLimitReached(
+        429,
+        'GATEWAY_MAX_SESSIONS_PER_USER',
+        `Too many open MCP sessions for this user (limit ${limits.sessionsPerUser}): end one (HTTP DELETE) or wait for idle ones to end`,
+      );
+    if (over(limits.stdioPerUser, processes(mine), stdio))
+      throw new SessionLimitReached(
+        429,
+        'GATEWAY_MAX_STDIO_PER_USER',
+        `Too many upstream processes for this user (limit ${limits.stdioPerUser}; this session needs ${stdio}): end a session first`,
+      );
+    if (over(limits.sessions, all.length, 1))
+      throw new SessionLimitReached(
+        503,
+        'GATEWAY_MAX_SESSIONS',
+        'The gateway has too many open MCP sessions; try again later',
+      );
+    if (over(limits.stdio, processes(all), stdio))
+      throw new SessionLimitReached(
+        503,
+        'GATEWAY_MAX_STDIO',
+        'The gateway runs too many upstream processes; try again later',
+      );
+  }
+
   #forget(s: Recheckable) {
     for (const [id, session] of this.#sessions) if (session === s) this.#sessions.delete(id);
     this.#inProcess.delete(s);
@@ -184,6 +223,8 @@ export class Gateway {
     context: SessionContext,
     initialize: JSONRPCRequest,
   ): Promise<StreamableHTTPServerTransport> {
+    const stdio = isStdio(server) ? 1 : 0;
+    this.#admit(context.principal, stdio);
     const clientInfo = (initialize.params as { clientInfo?: { name?: string; version?: string } } | undefined)
       ?.clientInfo;
     // eslint-disable-next-line prefer-const -- assigned below; the transport's callback closes over it first
@@ -249,6 +290,7 @@ export class Gateway {
       kind: 'server',
       slug: server.slug,
       context,
+      stdio,
       transport,
       lastSeen: Date.now(),
       standaloneStreamOpened: () => relay.standaloneStreamOpened(),
@@ -276,6 +318,9 @@ export class Gateway {
 
   /** Creates a session for the aggregate endpoint `/mcp`. */
   async createAggregateSession(context: SessionContext): Promise<StreamableHTTPServerTransport> {
+    // Each stdio server the session will reach starts a process of its own (at initialize).
+    const stdio = (await this.usableServers(context.principal)).filter(isStdio).length;
+    this.#admit(context.principal, stdio);
     // eslint-disable-next-line prefer-const -- assigned below; the transport's callback closes over it first
     let session: GatewaySession | undefined;
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
@@ -297,6 +342,7 @@ export class Gateway {
       kind: 'aggregate',
       slug: undefined,
       context,
+      stdio,
       transport,
       lastSeen: Date.now(),
       standaloneStreamOpened: () => aggregate.standaloneStreamOpened(),
@@ -337,6 +383,7 @@ export class Gateway {
     session = {
       id: serverSide.sessionId,
       context: live,
+      stdio: (await this.usableServers(live.principal)).filter(isStdio).length,
       close: () => aggregate.close(),
       recheck: () => aggregate.recheck(),
     };

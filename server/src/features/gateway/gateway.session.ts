@@ -12,6 +12,8 @@ export interface GatewaySession {
   readonly kind: 'server' | 'aggregate';
   readonly slug: string | undefined;
   readonly context: SessionContext;
+  /** Upstream stdio processes the session holds (its server's, or one per stdio member of /mcp). */
+  readonly stdio: number;
   readonly transport: StreamableHTTPServerTransport;
   /** Called when the GET stream opens/closes, so messages for it are buffered meanwhile. */
   standaloneStreamOpened(): void;
