@@ -74,6 +74,8 @@ export class AccessService {
   readonly #logger: Logger | undefined;
   readonly #onChange: (() => void) | undefined;
   #rules: CompiledRule[] = [];
+  /** The rules by server slug: every request of every session asks, so a lookup is per server. */
+  #bySlug = new Map<string, CompiledRule[]>();
   // Reloads can overlap (the timer's and a change's): each is numbered when it starts, and
   // one that finishes after a later one has applied its rows is dropped, so a rule that was
   // just deleted is never brought back by an older read.
@@ -130,6 +132,9 @@ export class AccessService {
           : null,
       lists: { tools: rule.tools ?? null, prompts: rule.prompts ?? null, resources: rule.resources ?? null },
     }));
+    const bySlug = new Map<string, CompiledRule[]>();
+    for (const r of this.#rules) bySlug.set(r.slug, [...(bySlug.get(r.slug) ?? []), r]);
+    this.#bySlug = bySlug;
     for (const listener of this.#listeners) {
       try {
         listener();
@@ -145,12 +150,11 @@ export class AccessService {
 
   #matching(principal: Principal, slug: string): CompiledRule[] {
     const groups = principal.groups ?? [];
-    return this.#rules.filter(
+    return (this.#bySlug.get(slug) ?? []).filter(
       (r) =>
-        r.slug === slug &&
-        (r.subjectType === 'everyone' ||
-          (r.subjectType === 'user' && r.subject === principal.userId) ||
-          (r.subjectType === 'group' && groups.includes(r.subject))),
+        r.subjectType === 'everyone' ||
+        (r.subjectType === 'user' && r.subject === principal.userId) ||
+        (r.subjectType === 'group' && groups.includes(r.subject)),
     );
   }
 
