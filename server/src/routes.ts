@@ -5,7 +5,7 @@ import { Router, type Express } from 'express';
 import { accessRoutes } from './features/access/access.routes.ts';
 import { auditRoutes } from './features/audit/audit.routes.ts';
 import { authApiRoutes } from './features/auth/auth.routes.ts';
-import { OAuthGrantStatus, OAuthServer, requireAuth, WebAuth } from './features/auth/index.ts';
+import { OAuthServer, requireAuth, WebAuth } from './features/auth/index.ts';
 import { chatRoutes } from './features/chat/chat.routes.ts';
 import { attachChatSocket } from './features/chat/index.ts';
 import { keyRotationRoutes, upstreamOAuthRoutes } from './features/credentials/credentials.routes.ts';
@@ -73,6 +73,7 @@ export async function wireRoutes(deps: RouteDeps): Promise<WiredRoutes> {
     repo: s.authRepo,
     audit: s.audit,
     logger,
+    onUserChange: s.onUserChange,
   });
   const oauth = await OAuthServer.create({
     publicUrl,
@@ -86,7 +87,7 @@ export async function wireRoutes(deps: RouteDeps): Promise<WiredRoutes> {
     web,
     audit: s.audit,
     logger,
-    grants: new OAuthGrantStatus({ repo: s.authRepo, changes: core.changes }),
+    grants: s.grants,
   });
   const bearer = [{ authenticate: (token: string, path: string) => oauth.authenticate(token, path) }, s.keys];
   const redis = core.redis && config.redis ? { client: core.redis, prefix: config.redis.prefix } : undefined;

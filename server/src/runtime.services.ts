@@ -1,6 +1,11 @@
 import { AccessRepository, AccessService } from './features/access/index.ts';
 import { AuditRepository, AuditService } from './features/audit/index.ts';
-import { AuthRepository, settingsSealedStore } from './features/auth/index.ts';
+import {
+  AuthRepository,
+  LivePrincipals,
+  OAuthGrantStatus,
+  settingsSealedStore,
+} from './features/auth/index.ts';
 import { ChatRepository, ChatService } from './features/chat/index.ts';
 import {
   CredentialsRepository,
@@ -49,6 +54,13 @@ export interface Services {
   readonly upstreamOAuth: UpstreamOAuthService;
   /** Chat threads and the agent (its turns run in the server process). */
   readonly chat: ChatService;
+  /** Whether OAuth grants still stand (every MCP request with an OAuth token asks). */
+  readonly grants: OAuthGrantStatus;
+  /**
+   * Call after a user's role, groups or disabled mark changed: cached key lookups are
+   * dropped and open MCP sessions re-checked, here and (change feed) in the other processes.
+   */
+  readonly onUserChange: () => void;
 }
 
 /** Hooks into the services for cross-cutting pieces built elsewhere (metrics). */
@@ -110,10 +122,29 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     audit,
     logger,
     guardUrl: (url) => assertUrlAllowed(url, policy),
-    onChange: () => core.changes.publish('registry'),
+    onChange: () => {
+      core.changes.publish('registry');
+      gateway.recheckSessions();
+    },
   });
   const users = new UsersRepository(db);
-  const keys = new KeysService(new KeysRepository(db), users, logger);
+  // Changes that can take access away re-check the open MCP sessions (`gateway`, built
+  // below, exists by the time any of these fires: they come from requests and the feed).
+  const keys = new KeysService(new KeysRepository(db), users, logger, () => {
+    core.changes.publish('keys');
+    gateway.recheckSessions();
+  });
+  const authRepo = new AuthRepository(db);
+  const grants = new OAuthGrantStatus({
+    repo: authRepo,
+    changes: core.changes,
+    onRevoked: () => gateway.recheckSessions(),
+  });
+  const onUserChange = () => {
+    keys.forget();
+    core.changes.publish('users');
+    gateway.recheckSessions();
+  };
   const access = new AccessService({
     repo: new AccessRepository(db),
     audit,
@@ -124,10 +155,20 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
   await access.reload();
   // Changes made in another process apply here at once (and within the reload intervals
   // should a message be lost).
-  core.changes.subscribe('registry', () => registry.invalidate());
+  core.changes.subscribe('registry', () => {
+    registry.invalidate();
+    gateway.recheckSessions();
+  });
   core.changes.subscribe('access', () => {
     access.reload().catch((err: unknown) => logger.warn({ err }, 'could not reload access rules'));
   });
+  // Rules that changed (here, reloaded after a message, or found by the periodic reload).
+  access.onRulesChanged(() => gateway.recheckSessions());
+  for (const topic of ['users', 'keys'] as const)
+    core.changes.subscribe(topic, () => {
+      keys.forget();
+      gateway.recheckSessions();
+    });
   const upstreamHealth = new UpstreamHealthService({
     repo: new MonitoringRepository(db),
     registry,
@@ -165,6 +206,7 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     upstreamFetch,
     guardUrl: (url) => assertUrlAllowed(url, policy),
     upstreamHealth,
+    principals: new LivePrincipals({ users, keys, grants }),
     metrics: hooks.metrics,
   });
   registry.setDiscoverer((server, principal) => gateway.discover(server, principal));
@@ -181,7 +223,6 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     // Servers may have changed in another process (the workers process has its own cache).
     beforeRefresh: () => registry.invalidate(),
   });
-  const authRepo = new AuthRepository(db);
   const chat = new ChatService({
     repo: new ChatRepository(db),
     gateway,
@@ -206,6 +247,8 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     upstreamHealth,
     rotation,
     upstreamOAuth,
+    grants,
+    onUserChange,
   };
 }
 

@@ -10,7 +10,12 @@ export interface Requirement {
   /** What a client may rely on, in one sentence. */
   readonly guarantee: string;
   /** The file under test/e2e/ holding the proof. */
-  readonly file: 'gateway.test.ts' | 'gateway-aggregate.test.ts' | 'gateway-security.test.ts';
+  readonly file:
+    | 'gateway.test.ts'
+    | 'gateway-aggregate.test.ts'
+    | 'gateway-security.test.ts'
+    | 'live-authz.test.ts'
+    | 'session-limits.test.ts';
   /** The title of the test (its `it(...)` string) that fails when the guarantee breaks. */
   readonly test: string;
 }
@@ -376,5 +381,32 @@ export const REQUIREMENTS: readonly Requirement[] = [
       "The client's key never reaches an upstream; the user's upstream credential is injected instead.",
     file: 'gateway-security.test.ts',
     test: "the client's key never reaches the upstream; the user's upstream credential does",
+  },
+  {
+    id: 'live-role',
+    guarantee:
+      "A user's lowered role applies at once to sessions already open: /mcp/{slug} sessions of servers it no longer reaches end (404), /mcp drops them with list_changed.",
+    file: 'live-authz.test.ts',
+    test: 'an admin demoted to user loses admin-only servers on sessions already open',
+  },
+  {
+    id: 'live-rules-every-method',
+    guarantee:
+      'A deleted rule refuses every method of that server (lists, reads, prompts, subscriptions) on open sessions of both endpoints.',
+    file: 'live-authz.test.ts',
+    test: 'a deleted rule ends the per-server session and trims the aggregate one, every method',
+  },
+  {
+    id: 'rule-items',
+    guarantee: 'A rule that names tools grants no prompts or resources: they are neither listed nor served.',
+    file: 'live-authz.test.ts',
+    test: 'a tool-limited rule hides and refuses every other tool, prompt and resource, on both endpoints',
+  },
+  {
+    id: 'session-limits',
+    guarantee:
+      'New sessions over a per-user limit get HTTP 429, over a total limit 503, with a JSON-RPC error and an audit event.',
+    file: 'session-limits.test.ts',
+    test: 'refuses a user past their own limits with 429, and everyone past the totals with 503',
   },
 ];

@@ -33,6 +33,22 @@ export function accessRoutes(deps: {
           issues: [{ path: 'body.server', message: `no server ${body.server}` }],
         });
       }
+      // Names the catalog does not know are a typo, not a grant: refused while the server's
+      // lists are known (discovery ran). Resource URIs are not checked: resources are often
+      // dynamic or paginated, and prefixes name what a listing does not show.
+      const catalog = server.capabilities;
+      if (catalog) {
+        const known = { tools: catalog.tools, prompts: catalog.prompts };
+        for (const field of ['tools', 'prompts'] as const) {
+          const names = new Set(known[field].map((t) => t.name));
+          const index = (body[field] ?? []).findIndex((n) => !names.has(n));
+          if (index < 0) continue;
+          const message = `server ${body.server} has no ${field === 'tools' ? 'tool' : 'prompt'} ${body[field]![index]}`;
+          throw new AppError('validation_failed', `body.${field}[${index}]: ${message}`, {
+            issues: [{ path: `body.${field}[${index}]`, message }],
+          });
+        }
+      }
       if (body.subjectType === 'user' && !(await deps.users.findById(body.subject!))) {
         throw new AppError('validation_failed', `body.subject: no user ${body.subject}`, {
           issues: [{ path: 'body.subject', message: `no user ${body.subject}` }],

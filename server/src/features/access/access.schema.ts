@@ -4,7 +4,7 @@ import { servers } from '../registry/registry.schema.ts';
 
 /**
  * Access rules: a subject (a user, a group, or everyone) may use a server, optionally only
- * the listed tools. No rule, no access (admins excepted).
+ * the listed tools, prompts and resources. No rule, no access (admins excepted).
  */
 export const accessRules = pgTable(
   'access_rules',
@@ -18,8 +18,14 @@ export const accessRules = pgTable(
     serverId: uuid('server_id')
       .notNull()
       .references(() => servers.id, { onDelete: 'cascade' }),
-    /** Tool names the rule grants; null grants every tool of the server. */
+    /**
+     * What the rule grants: all three null, the whole server; otherwise only the listed tool
+     * names, prompt names and resource URIs (or `*`-ended prefixes), null meaning none of
+     * that kind.
+     */
     tools: jsonb('tools').$type<string[] | null>(),
+    prompts: jsonb('prompts').$type<string[] | null>(),
+    resources: jsonb('resources').$type<string[] | null>(),
     createdBy: uuid('created_by'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
   },

@@ -38,3 +38,54 @@ describe('AccessService reloads', () => {
     expect(access.canUseServer(alice, tracker)).toBe(false);
   });
 });
+
+describe('AccessService items', () => {
+  const rows = (rule: Record<string, unknown>) =>
+    [
+      {
+        rule: {
+          id: 'r',
+          subjectType: 'user',
+          subject: 'u-alice',
+          tools: null,
+          prompts: null,
+          resources: null,
+          ...rule,
+        },
+        slug: 'tracker',
+      },
+    ] as unknown as Rows;
+  const serviceWith = async (rule: Record<string, unknown>) => {
+    const access = new AccessService({
+      repo: { listWithSlugs: () => Promise.resolve(rows(rule)) } as unknown as AccessRepository,
+    });
+    await access.reload();
+    return access;
+  };
+
+  it('a rule that names nothing grants the whole server', async () => {
+    const access = await serviceWith({});
+    expect(access.canUseItem(alice, tracker, 'tool', 'anything')).toBe(true);
+    expect(access.canUseItem(alice, tracker, 'resource', 'file:///x')).toBe(true);
+  });
+
+  it('a rule that names tools grants only them: no prompts, no resources', async () => {
+    const access = await serviceWith({ tools: ['search'] });
+    expect(access.canUseItem(alice, tracker, 'tool', 'search')).toBe(true);
+    expect(access.canUseItem(alice, tracker, 'tool', 'delete')).toBe(false);
+    expect(access.canUseItem(alice, tracker, 'prompt', 'summary')).toBe(false);
+    expect(access.canUseItem(alice, tracker, 'resource', 'tracker://issues/1')).toBe(false);
+  });
+
+  it('resource entries are exact URIs or prefixes ending in *, and templates follow their fixed part', async () => {
+    const access = await serviceWith({ resources: ['tracker://issues/*', 'tracker://readme'] });
+    expect(access.canUseItem(alice, tracker, 'resource', 'tracker://issues/42')).toBe(true);
+    expect(access.canUseItem(alice, tracker, 'resource', 'tracker://readme')).toBe(true);
+    expect(access.canUseItem(alice, tracker, 'resource', 'tracker://readme2')).toBe(false);
+    expect(access.canUseItem(alice, tracker, 'resource', 'tracker://users/1')).toBe(false);
+    expect(access.canUseItem(alice, tracker, 'template', 'tracker://issues/{id}')).toBe(true);
+    // Its fixed part `tracker://{kind}` could expand outside the prefix.
+    expect(access.canUseItem(alice, tracker, 'template', 'tracker://{kind}/1')).toBe(false);
+    expect(access.canUseItem(alice, tracker, 'tool', 'search')).toBe(false);
+  });
+});

@@ -12,12 +12,53 @@ export interface AccessTarget {
   enabled: boolean;
 }
 
+/** The kinds of things of a server a rule can name. */
+export type AccessItemKind = 'tool' | 'prompt' | 'resource' | 'template';
+
+/** Resource URIs a rule grants: exact ones, and prefixes (entries that end in `*`). */
+interface CompiledResources {
+  exact: Set<string>;
+  prefixes: string[];
+}
+
 interface CompiledRule {
   id: string;
   subjectType: 'user' | 'group' | 'everyone';
   subject: string;
   slug: string;
-  tools: Set<string> | null;
+  /** Null: the whole server. Otherwise only what is listed; an empty kind grants none of it. */
+  items: { tools: Set<string>; prompts: Set<string>; resources: CompiledResources } | null;
+  /** The lists as stored, for the REST view. */
+  lists: { tools: string[] | null; prompts: string[] | null; resources: string[] | null };
+}
+
+function compileResources(entries: readonly string[] | null): CompiledResources {
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  for (const e of entries ?? []) {
+    if (e.endsWith('*')) prefixes.push(e.slice(0, -1));
+    else exact.add(e);
+  }
+  return { exact, prefixes };
+}
+
+/** Whether a rule's item lists grant `name` of `kind` (a tool or prompt name, a URI, a URI template). */
+function grants(items: NonNullable<CompiledRule['items']>, kind: AccessItemKind, name: string): boolean {
+  switch (kind) {
+    case 'tool':
+      return items.tools.has(name);
+    case 'prompt':
+      return items.prompts.has(name);
+    case 'resource':
+      return items.resources.exact.has(name) || items.resources.prefixes.some((p) => name.startsWith(p));
+    case 'template': {
+      if (items.resources.exact.has(name)) return true;
+      // The template's fixed part: every URI it expands to starts with it.
+      const brace = name.indexOf('{');
+      const fixed = brace < 0 ? name : name.slice(0, brace);
+      return items.resources.prefixes.some((p) => fixed.startsWith(p));
+    }
+  }
 }
 
 /**
@@ -33,12 +74,16 @@ export class AccessService {
   readonly #logger: Logger | undefined;
   readonly #onChange: (() => void) | undefined;
   #rules: CompiledRule[] = [];
+  /** The rules by server slug: every request of every session asks, so a lookup is per server. */
+  #bySlug = new Map<string, CompiledRule[]>();
   // Reloads can overlap (the timer's and a change's): each is numbered when it starts, and
   // one that finishes after a later one has applied its rows is dropped, so a rule that was
   // just deleted is never brought back by an older read.
   #reloadsStarted = 0;
   #reloadApplied = 0;
   #timer: NodeJS.Timeout | undefined;
+  #fingerprint = '';
+  readonly #listeners: Array<() => void> = [];
 
   constructor(
     deps: {
@@ -68,13 +113,35 @@ export class AccessService {
     const rows = await this.#repo.listWithSlugs();
     if (seq < this.#reloadApplied) return;
     this.#reloadApplied = seq;
+    // The periodic reload mostly finds nothing new: sessions are re-checked only on a change.
+    const fingerprint = JSON.stringify(rows);
+    if (fingerprint === this.#fingerprint) return;
+    this.#fingerprint = fingerprint;
     this.#rules = rows.map(({ rule, slug }) => ({
       id: rule.id,
       subjectType: rule.subjectType,
       subject: rule.subject,
       slug,
-      tools: rule.tools ? new Set(rule.tools) : null,
+      items:
+        rule.tools || rule.prompts || rule.resources
+          ? {
+              tools: new Set(rule.tools ?? []),
+              prompts: new Set(rule.prompts ?? []),
+              resources: compileResources(rule.resources),
+            }
+          : null,
+      lists: { tools: rule.tools ?? null, prompts: rule.prompts ?? null, resources: rule.resources ?? null },
     }));
+    const bySlug = new Map<string, CompiledRule[]>();
+    for (const r of this.#rules) bySlug.set(r.slug, [...(bySlug.get(r.slug) ?? []), r]);
+    this.#bySlug = bySlug;
+    for (const listener of this.#listeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.#logger?.warn({ err }, 'an access change listener failed');
+      }
+    }
   }
 
   stop(): void {
@@ -83,12 +150,11 @@ export class AccessService {
 
   #matching(principal: Principal, slug: string): CompiledRule[] {
     const groups = principal.groups ?? [];
-    return this.#rules.filter(
+    return (this.#bySlug.get(slug) ?? []).filter(
       (r) =>
-        r.slug === slug &&
-        (r.subjectType === 'everyone' ||
-          (r.subjectType === 'user' && r.subject === principal.userId) ||
-          (r.subjectType === 'group' && groups.includes(r.subject))),
+        r.subjectType === 'everyone' ||
+        (r.subjectType === 'user' && r.subject === principal.userId) ||
+        (r.subjectType === 'group' && groups.includes(r.subject)),
     );
   }
 
@@ -105,9 +171,24 @@ export class AccessService {
 
   /** May the caller call this tool of the server? */
   canCallTool(principal: Principal, server: AccessTarget, tool: string): boolean {
+    return this.canUseItem(principal, server, 'tool', tool);
+  }
+
+  /**
+   * May the caller use this item of the server: call a tool, get a prompt, read or subscribe
+   * to a resource URI, see a resource template? Rules that name no items grant them all.
+   */
+  canUseItem(principal: Principal, server: AccessTarget, kind: AccessItemKind, name: string): boolean {
     if (!server.enabled || !this.#inScope(principal, server.slug)) return false;
     if (principal.role === 'admin') return true;
-    return this.#matching(principal, server.slug).some((r) => r.tools === null || r.tools.has(tool));
+    return this.#matching(principal, server.slug).some(
+      (r) => r.items === null || grants(r.items, kind, name),
+    );
+  }
+
+  /** Calls `listener` after every change of the rules in memory (here or reloaded from another process). */
+  onRulesChanged(listener: () => void): void {
+    this.#listeners.push(listener);
   }
 
   /** May the caller see this server's catalog entry over REST? Admins see every server. */
@@ -122,7 +203,7 @@ export class AccessService {
       subjectType: r.subjectType,
       subject: r.subject,
       server: r.slug,
-      tools: r.tools ? [...r.tools] : null,
+      ...r.lists,
     }));
   }
 
@@ -133,6 +214,8 @@ export class AccessService {
       subject: input.subjectType === 'everyone' ? '' : input.subject!,
       serverId,
       tools: input.tools ?? null,
+      prompts: input.prompts ?? null,
+      resources: input.resources ?? null,
       createdBy: principal.userId,
     });
     await this.reload();
@@ -149,6 +232,8 @@ export class AccessService {
         subjectType: input.subjectType,
         subject: row.subject,
         tools: input.tools ?? null,
+        prompts: input.prompts ?? null,
+        resources: input.resources ?? null,
       },
     });
     return this.list().find((r) => r.id === row.id)!;

@@ -1,2 +1,2 @@
 export { AccessRepository } from './access.repository.ts';
-export { AccessService, type AccessTarget } from './access.service.ts';
+export { AccessService, type AccessItemKind, type AccessTarget } from './access.service.ts';

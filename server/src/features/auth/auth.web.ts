@@ -46,6 +46,8 @@ export interface WebAuthOptions {
   repo: AuthRepository;
   audit: AuditSink;
   logger: Logger;
+  /** Called when a sign-in changed a known user's role or groups (open sessions are re-checked). */
+  onUserChange?: () => void;
 }
 
 const ROLE_RANK: Record<Role, number> = { user: 0, auditor: 1, admin: 2 };
@@ -209,13 +211,19 @@ export class WebAuth {
         : [];
     const email = (payload['email'] ?? json['email']) as string | undefined;
     const name = (payload['name'] ?? json['name'] ?? profile.displayName ?? email ?? payload.sub) as string;
+    const subject = `${issuer}|${payload.sub}`;
+    const before = await this.#o.users.findBySubject(subject);
     const user = await this.#o.users.upsertBySubject({
-      subject: `${issuer}|${payload.sub}`,
+      subject,
       displayName: name,
       email: email ?? null,
       role: roleForGroups(groups, oidc.roleMap),
       groups,
     });
+    // The identity provider is where roles and groups change: the user's other open
+    // sessions and cached keys must not keep what this sign-in replaced.
+    if (before && (before.role !== user.role || before.groups.join('\n') !== user.groups.join('\n')))
+      this.#o.onUserChange?.();
     if (user.disabledAt) throw new AppError('forbidden', 'this account is disabled');
     return { id: user.id };
   }

@@ -6,3 +6,4 @@ export { OAuthServer } from './oauth.server.ts';
 export { MCP_SCOPE, redirectUriAllowed, resourceFor } from './oauth.provider.ts';
 export { OAuthGrantStatus } from './oauth.grants.ts';
 export { continuePage, errorPage, successPage } from './auth.pages.ts';
+export { LivePrincipals } from './auth.live.ts';

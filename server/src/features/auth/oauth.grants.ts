@@ -22,10 +22,21 @@ export class OAuthGrantStatus {
   /** Bumped by every revocation heard of: a lookup that began before one does not store its answer. */
   #generation = 0;
 
-  constructor(deps: { repo: AuthRepository; changes: ChangeFeed }) {
+  readonly #onRevoked: (() => void) | undefined;
+
+  constructor(deps: {
+    repo: AuthRepository;
+    changes: ChangeFeed;
+    /** Called after a revocation here or in another process (open sessions are re-checked). */
+    onRevoked?: () => void;
+  }) {
     this.#repo = deps.repo;
     this.#changes = deps.changes;
-    deps.changes.subscribe('oauth-grants', () => this.#forgetLive());
+    this.#onRevoked = deps.onRevoked;
+    deps.changes.subscribe('oauth-grants', () => {
+      this.#forgetLive();
+      this.#onRevoked?.();
+    });
   }
 
   /** True while the grant exists and has not expired. */
@@ -45,6 +56,7 @@ export class OAuthGrantStatus {
     this.#generation++;
     this.#remember(grantId, { live: false, at: Date.now() });
     this.#changes.publish('oauth-grants');
+    this.#onRevoked?.();
   }
 
   #forgetLive() {

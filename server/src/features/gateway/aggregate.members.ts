@@ -5,6 +5,7 @@ import type { ServerRecord } from '../registry/index.ts';
 import { prefixName } from './aggregate.names.ts';
 import type { Json } from './aggregate.routing.ts';
 import { rpcErrorOf, RpcCode, type RpcError } from './gateway.errors.ts';
+import { authorizeRequest, filterListResult } from './gateway.policy.ts';
 import type { SessionContext } from './gateway.ports.ts';
 import type { SessionHost } from './gateway.session.ts';
 import { McpRelay } from './mcp.relay.ts';
@@ -102,14 +103,14 @@ export function openMember(
     initializeTimeoutMs: host.config.connectTimeoutMs,
     describeFailure: rpcErrorOf,
     closeDownstreamOnUpstreamClose: false,
+    // The aggregate session's own list calls pass here too, so they are filtered like the
+    // client's; context.principal is the session's current principal.
     authorize: (request) => {
       host.audit.noteRequest(request);
-      if (request.method !== 'tools/call') return undefined;
-      const name = String((request.params as Json | undefined)?.['name'] ?? '');
-      return host.access.canCallTool(context.principal, server, name)
-        ? undefined
-        : { code: RpcCode.Forbidden, message: `tool ${prefixName(slug, name)} is not allowed for you` };
+      return authorizeRequest(host.access, context.principal, server, request, (n) => prefixName(slug, n));
     },
+    transformResult: (method, result) =>
+      filterListResult(host.access, context.principal, server, method, result),
     onSettled: (e) => {
       if (e.method !== 'initialize' || e.outcome !== 'answered') host.audit.settled(e, base());
     },

@@ -84,6 +84,28 @@ export class AggregateSession {
     this.#standaloneOpen = false;
   }
 
+  /**
+   * Drops the members whose server the session's principal may no longer use (a rule
+   * deleted, a role lowered, the server disabled or removed): their upstream sessions end,
+   * requests to them are refused as to an unknown server, and the client is told that its
+   * lists changed (MCP `notifications/{tools,prompts,resources}/list_changed`, which the
+   * session's `initialize` declared) so it lists again without them.
+   */
+  async recheck(): Promise<void> {
+    if (this.#closed) return;
+    const changed = new Set<string>();
+    for (const [slug, member] of [...this.#members]) {
+      if (await this.#host.stillUsable(this.#context.principal, slug)) continue;
+      if (this.#members.get(slug) !== member) continue;
+      this.#members.delete(slug);
+      for (const kind of ['tools', 'prompts', 'resources'])
+        if (!member.capabilities || member.capabilities[kind]) changed.add(kind);
+      void member.relay.close();
+    }
+    for (const kind of changed)
+      void this.#send({ jsonrpc: '2.0', method: `notifications/${kind}/list_changed` });
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -292,14 +314,8 @@ export class AggregateSession {
           cursor = result['nextCursor'] as string | undefined;
           if (!cursor) break;
         }
-        return items
-          .filter(
-            (item) =>
-              list.kind !== 'name' ||
-              request.method !== 'tools/list' ||
-              this.#host.access.canCallTool(this.#context.principal, m.server, String(item['name'])),
-          )
-          .map((item) => listItem(list.kind, m.server, item));
+        // Already filtered by the member relay's policy (gateway.policy.ts).
+        return items.map((item) => listItem(list.kind, m.server, item));
       }),
     );
     this.#reply(request.id, { [list.key]: results.flat() });

@@ -160,6 +160,32 @@ export class GatewayAudit {
     }
   }
 
+  /**
+   * Records what happened to a whole session rather than one message: `mcp.session_closed`
+   * (the gateway ended it because its user lost access) or `mcp.session_refused` (a limit).
+   */
+  sessionEvent(
+    action: 'mcp.session_closed' | 'mcp.session_refused',
+    base: AuditBase,
+    reason: string,
+    details?: Record<string, unknown>,
+  ): void {
+    this.#audit.record({
+      category: 'mcp',
+      action,
+      status: 'denied',
+      userId: base.context.principal.userId,
+      serverSlug: base.slug ?? null,
+      threadId: base.context.threadId,
+      sessionId: base.sessionId,
+      apiKeyId: base.context.principal.apiKeyId,
+      oauthClientId: base.context.principal.oauthClientId,
+      ip: base.context.ip,
+      error: reason,
+      details,
+    });
+  }
+
   /** Records one relayed notification. */
   notification(
     direction: 'client->upstream' | 'upstream->client',

@@ -55,6 +55,22 @@ export class UpstreamAuthorizationRequired extends Error {
   }
 }
 
+/**
+ * A new MCP session would pass a limit (GATEWAY_MAX_SESSIONS*, GATEWAY_MAX_STDIO*): 429 when
+ * it is the user's own limit (they can close sessions), 503 when it is the whole process's.
+ */
+export class SessionLimitReached extends Error {
+  readonly status: 429 | 503;
+  readonly limit: string;
+
+  constructor(status: 429 | 503, limit: string, message: string) {
+    super(message);
+    this.name = 'SessionLimitReached';
+    this.status = status;
+    this.limit = limit;
+  }
+}
+
 /** The JSON-RPC error a failure should reach the client as, when it is one we know (cause chain included). */
 export function rpcErrorOf(error: unknown): RpcError | undefined {
   for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {

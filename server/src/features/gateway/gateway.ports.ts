@@ -13,6 +13,7 @@ export interface GatewayDeps {
     | 'requestTimeoutMs'
     | 'connectTimeoutMs'
     | 'sessionIdleMs'
+    | 'limits'
     | 'stdioPoolSize'
     | 'stdioPoolIdleMs'
     | 'allowedOrigins'
@@ -32,6 +33,8 @@ export interface GatewayDeps {
   readonly guardUrl: (url: string) => Promise<void>;
   /** Latest upstream health; servers found down are left out of the aggregate endpoint. */
   readonly upstreamHealth?: { downSlugs(): Promise<ReadonlySet<string>> } | undefined;
+  /** Re-reads principals when users, keys or grants change; without it sessions keep theirs until their next HTTP request. */
+  readonly principals?: PrincipalSource | undefined;
   /** Counts every settled MCP request (Prometheus); optional so tools and tests can leave it out. */
   readonly metrics?: GatewayMetrics | undefined;
 }
@@ -50,9 +53,21 @@ export interface GatewayMetrics {
   }): void;
 }
 
+/** Re-reads a principal from its user and credential (auth's LivePrincipals implements it). */
+export interface PrincipalSource {
+  /** The principal as it stands now; undefined when its user or credential is gone. */
+  refresh(principal: Principal): Promise<Principal | undefined>;
+}
+
 /** Who a downstream session acts for, and where it came from (for audit). */
 export interface SessionContext {
-  readonly principal: Principal;
+  /**
+   * The session's CURRENT principal: replaced by the one each HTTP request authenticated
+   * (the same credential, with the role and groups as they are now) and by the re-check
+   * after a change (Gateway.recheckSessions). Read it at the moment of each decision, never
+   * copy it.
+   */
+  principal: Principal;
   /** Chat thread whose credentials apply (chat sessions); undefined for external clients. */
   readonly threadId?: string | undefined;
   readonly ip?: string | undefined;

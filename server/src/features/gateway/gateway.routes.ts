@@ -13,7 +13,7 @@ import { requireAuth, type Authenticator } from '../auth/index.ts';
 import type { HostPolicy } from '../../platform/http/hosts.ts';
 import { refuseDeepJson } from '../../platform/http/json-depth.ts';
 import { splitName } from './aggregate.names.ts';
-import { RpcCode, sendRpcError } from './gateway.errors.ts';
+import { RpcCode, sendRpcError, SessionLimitReached } from './gateway.errors.ts';
 import { isMessage, isRequest } from './gateway.messages.ts';
 import type { GatewaySession, Gateway } from './gateway.service.ts';
 import type { SessionContext } from './gateway.ports.ts';
@@ -90,7 +90,7 @@ export function gatewayRoutes(options: {
     options.audit.record({
       category: 'mcp',
       action: 'mcp.refused',
-      status: status === 403 || status === 404 ? 'denied' : 'error',
+      status: status === 403 || status === 404 || status === 429 ? 'denied' : 'error',
       userId: (res.locals['principal'] as Principal | undefined)?.userId ?? null,
       apiKeyId: (res.locals['principal'] as Principal | undefined)?.apiKeyId ?? null,
       oauthClientId: (res.locals['principal'] as Principal | undefined)?.oauthClientId ?? null,
@@ -273,6 +273,10 @@ export function gatewayRoutes(options: {
         : await gateway.createAggregateSession(context(req, res));
       await gateway.inRequest(requestIdOf(req), () => transport.handleRequest(req, res, body));
     } catch (err) {
+      if (err instanceof SessionLimitReached) {
+        // A limit, not a failure: the client is told which, and the refusal is audited (mcp.refused).
+        return refuse(req, res, err.status, RpcCode.ServerError, err.message, (body as { id?: unknown })?.id);
+      }
       failed(req, res, err, (body as { id?: unknown })?.id);
     }
   });

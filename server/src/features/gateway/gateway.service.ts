@@ -7,8 +7,9 @@ import { sameCredential, type Principal } from '../../core/principal.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
 import type { ServerRecord } from '../registry/index.ts';
 import { AggregateSession } from './aggregate.session.ts';
-import { GatewayAudit, scrub, textOf } from './gateway.audit.ts';
-import { rpcErrorOf, RpcCode } from './gateway.errors.ts';
+import { GatewayAudit, scrub } from './gateway.audit.ts';
+import { rpcErrorOf, SessionLimitReached } from './gateway.errors.ts';
+import { authorizeRequest, filterListResult } from './gateway.policy.ts';
 import type { GatewayDeps, SessionContext } from './gateway.ports.ts';
 import type { GatewaySession, SessionHost } from './gateway.session.ts';
 import { DownstreamHttpTransport } from './gateway.transport.ts';
@@ -16,6 +17,11 @@ import { GatewayUpstreams, type HealthProbe, type UpstreamConnection } from './g
 import { McpRelay } from './mcp.relay.ts';
 
 export type { GatewaySession } from './gateway.session.ts';
+
+/** What the re-check needs of a session, external or in-process. */
+type Recheckable = Pick<GatewaySession, 'id' | 'context' | 'stdio' | 'close' | 'recheck'>;
+
+const isStdio = (server: ServerRecord) => server.resolvedTransport.type === 'stdio';
 export type { HealthProbe, UpstreamConnection } from './gateway.upstreams.ts';
 
 /**
@@ -33,6 +39,10 @@ export class Gateway {
   /** What the sessions this gateway creates use of it. */
   readonly #host: SessionHost;
   readonly #reaper: NodeJS.Timeout;
+  /** The chat's in-process sessions: not reachable by id, but re-checked like the others. */
+  readonly #inProcess = new Set<Recheckable>();
+  #recheck: Promise<void> | undefined;
+  #recheckAgain = false;
   #closing = false;
 
   constructor(deps: GatewayDeps) {
@@ -46,6 +56,7 @@ export class Gateway {
       upstreams: this.#upstreams,
       audit: this.#audit,
       usableServers: (principal) => this.usableServers(principal),
+      stillUsable: (principal, slug) => this.#stillUsable(principal, slug),
     };
     this.#reaper = setInterval(() => this.#reapIdle(), Math.min(60_000, deps.config.sessionIdleMs));
     this.#reaper.unref();
@@ -76,8 +87,121 @@ export class Gateway {
   findSession(id: string, principal: Principal): GatewaySession | undefined {
     const s = this.#sessions.get(id);
     if (!s || !sameCredential(s.context.principal, principal)) return undefined;
+    // The same credential, authenticated just now: its role and groups are the current ones,
+    // and every decision the session makes from here on uses them.
+    s.context.principal = principal;
     s.lastSeen = Date.now();
     return s;
+  }
+
+  /**
+   * Re-checks every open session (external and in-process) against the current users,
+   * credentials, rules and catalog: principals are re-read (PrincipalSource), a session whose
+   * user or credential is gone closes, a server session whose server is no longer usable
+   * closes (its next request gets 404, so the client re-initializes and finds it gone), an
+   * aggregate session drops such servers and tells its client. Called on every change of
+   * users, keys, grants, rules or servers, here or (through the change feed) elsewhere;
+   * calls made while one runs are folded into one more run.
+   */
+  recheckSessions(): void {
+    if (this.#recheck) {
+      this.#recheckAgain = true;
+      return;
+    }
+    this.#recheck = this.#recheckAll()
+      .catch((err: unknown) => this.#logger.warn({ err }, 'could not re-check MCP sessions'))
+      .finally(() => {
+        this.#recheck = undefined;
+        if (this.#recheckAgain) {
+          this.#recheckAgain = false;
+          this.recheckSessions();
+        }
+      });
+  }
+
+  /** Resolves when the re-check in progress (if any) is done (tests and shutdown). */
+  async settled(): Promise<void> {
+    while (this.#recheck) await this.#recheck;
+  }
+
+  async #recheckAll(): Promise<void> {
+    const sessions = [...this.#sessions.values(), ...this.#inProcess];
+    // One read per credential, however many sessions it has open.
+    const fresh = new Map<string, Promise<Principal | undefined>>();
+    await Promise.allSettled(
+      sessions.map(async (s) => {
+        const before = s.context.principal;
+        if (this.#deps.principals) {
+          const key = [before.userId, before.via, before.apiKeyId, before.oauthGrantId].join('|');
+          if (!fresh.has(key)) fresh.set(key, this.#deps.principals.refresh(before));
+          const now = await fresh.get(key)!;
+          if (!now) {
+            this.#logger.info(
+              { sessionId: s.id || undefined, userId: before.userId },
+              'closing MCP session: its user or credential is gone',
+            );
+            this.#forget(s);
+            await s.close();
+            return;
+          }
+          // Only the user's current attributes: the credential itself stays the session's.
+          s.context.principal = {
+            ...before,
+            role: now.role,
+            groups: now.groups,
+            displayName: now.displayName,
+          };
+        }
+        await s.recheck();
+      }),
+    );
+  }
+
+  /**
+   * Refuses a new session that would pass a limit (SessionLimitReached: 429 for the user's
+   * own limits, 503 for the process's). In-process (chat) sessions count toward the totals
+   * but are not refused: a turn holds its session only while it runs.
+   */
+  #admit(principal: Principal, stdio: number): void {
+    const limits = this.#deps.config.limits;
+    const all = [...this.#sessions.values(), ...this.#inProcess];
+    const mine = all.filter((s) => s.context.principal.userId === principal.userId);
+    const processes = (list: Recheckable[]) => list.reduce((n, s) => n + s.stdio, 0);
+    const over = (limit: number, used: number, adding: number) => limit > 0 && used + adding > limit;
+    if (over(limits.sessionsPerUser, mine.length, 1))
+      throw new SessionLimitReached(
+        429,
+        'GATEWAY_MAX_SESSIONS_PER_USER',
+        `Too many open MCP sessions for this user (limit ${limits.sessionsPerUser}): end one (HTTP DELETE) or wait for idle ones to end`,
+      );
+    if (over(limits.stdioPerUser, processes(mine), stdio))
+      throw new SessionLimitReached(
+        429,
+        'GATEWAY_MAX_STDIO_PER_USER',
+        `Too many upstream processes for this user (limit ${limits.stdioPerUser}; this session needs ${stdio}): end a session first`,
+      );
+    if (over(limits.sessions, all.length, 1))
+      throw new SessionLimitReached(
+        503,
+        'GATEWAY_MAX_SESSIONS',
+        'The gateway has too many open MCP sessions; try again later',
+      );
+    if (over(limits.stdio, processes(all), stdio))
+      throw new SessionLimitReached(
+        503,
+        'GATEWAY_MAX_STDIO',
+        'The gateway runs too many upstream processes; try again later',
+      );
+  }
+
+  #forget(s: Recheckable) {
+    for (const [id, session] of this.#sessions) if (session === s) this.#sessions.delete(id);
+    this.#inProcess.delete(s);
+  }
+
+  async #stillUsable(principal: Principal, slug: string): Promise<boolean> {
+    const server = await this.#deps.registry.get(slug);
+    return Boolean(server && this.#deps.access.canUseServer(principal, server));
   }
 
   /**
@@ -99,6 +223,8 @@ export class Gateway {
     context: SessionContext,
     initialize: JSONRPCRequest,
   ): Promise<DownstreamHttpTransport> {
+    const stdio = isStdio(server) ? 1 : 0;
+    this.#admit(context.principal, stdio);
     const clientInfo = (initialize.params as { clientInfo?: { name?: string; version?: string } } | undefined)
       ?.clientInfo;
     // eslint-disable-next-line prefer-const -- assigned below; the transport's callback closes over it first
@@ -134,15 +260,14 @@ export class Gateway {
       describeFailure: rpcErrorOf,
       trackStandaloneStream: true,
       closeDownstreamOnUpstreamClose: false,
-      authorize: (request) => this.#authorize(server, context.principal, request),
-      transformResult: (method, result) => {
-        // A tool the caller may not call is not listed either.
-        if (method !== 'tools/list' || !Array.isArray(result['tools'])) return result;
-        const tools = (result['tools'] as { name: string }[]).filter((t) =>
-          this.#deps.access.canCallTool(context.principal, server, t.name),
-        );
-        return { ...result, tools };
+      // context.principal is the session's current principal (see Gateway.findSession).
+      authorize: (request) => {
+        this.#audit.noteRequest(request);
+        return authorizeRequest(this.#deps.access, context.principal, server, request);
       },
+      // What the caller may not use is not listed either.
+      transformResult: (method, result) =>
+        filterListResult(this.#deps.access, context.principal, server, method, result),
       onSettled: (e) => this.#audit.settled(e, base()),
       onNotification: (direction, n) => this.#audit.notification(direction, n, base()),
       // Errors (upstream failed to start, broke, dropped a message) are warnings; the rest is trace.
@@ -166,11 +291,27 @@ export class Gateway {
       kind: 'server',
       slug: server.slug,
       context,
+      stdio,
       transport,
       lastSeen: Date.now(),
       standaloneStreamOpened: () => relay.standaloneStreamOpened(),
       standaloneStreamClosed: () => relay.standaloneStreamClosed(),
       close: () => relay.close(),
+      recheck: async () => {
+        if (await this.#stillUsable(context.principal, server.slug)) return;
+        // The session's whole reason is gone: end it. Its id then answers 404 (the spec's
+        // answer for a terminated session), so the client re-initializes and is refused there.
+        this.#logger.info(
+          { sessionId: transport.sessionId, userId: context.principal.userId, server: server.slug },
+          'closing MCP session: the server is no longer available to its user',
+        );
+        this.#audit.sessionEvent(
+          'mcp.session_closed',
+          base(),
+          'the server is no longer available to this user',
+        );
+        await relay.close();
+      },
     };
     await relay.start();
     return transport;
@@ -178,6 +319,9 @@ export class Gateway {
 
   /** Creates a session for the aggregate endpoint `/mcp`. */
   async createAggregateSession(context: SessionContext): Promise<DownstreamHttpTransport> {
+    // Each stdio server the session will reach starts a process of its own (at initialize).
+    const stdio = (await this.usableServers(context.principal)).filter(isStdio).length;
+    this.#admit(context.principal, stdio);
     // eslint-disable-next-line prefer-const -- assigned below; the transport's callback closes over it first
     let session: GatewaySession | undefined;
     const transport = new DownstreamHttpTransport({
@@ -200,11 +344,13 @@ export class Gateway {
       kind: 'aggregate',
       slug: undefined,
       context,
+      stdio,
       transport,
       lastSeen: Date.now(),
       standaloneStreamOpened: () => aggregate.standaloneStreamOpened(),
       standaloneStreamClosed: () => aggregate.standaloneStreamClosed(),
       close: () => aggregate.close(),
+      recheck: () => aggregate.recheck(),
     };
     await aggregate.start();
     return transport;
@@ -224,12 +370,26 @@ export class Gateway {
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
     // Audit events and upstream sessions are keyed by the downstream session id.
     serverSide.sessionId = randomUUID();
+    // Its own copy: the re-check replaces the principal in it.
+    const live: SessionContext = { ...context };
+    // eslint-disable-next-line prefer-const -- assigned below; onShutdown closes over it first
+    let session: Recheckable | undefined;
     const aggregate = new AggregateSession({
       host: this.#host,
       downstream: serverSide,
-      context,
-      onShutdown: () => {},
+      context: live,
+      onShutdown: () => {
+        if (session) this.#inProcess.delete(session);
+      },
     });
+    session = {
+      id: serverSide.sessionId,
+      context: live,
+      stdio: (await this.usableServers(live.principal)).filter(isStdio).length,
+      close: () => aggregate.close(),
+      recheck: () => aggregate.recheck(),
+    };
+    this.#inProcess.add(session);
     await aggregate.start();
     // The link is always open: notifications need no GET stream to wait for.
     aggregate.standaloneStreamOpened();
@@ -241,21 +401,6 @@ export class Gateway {
       throw err;
     }
     return { client, redact: (value) => scrub(value, aggregate.secretValues()) };
-  }
-
-  /** Policy on every request: tool-level access for tools/call. */
-  #authorize(server: ServerRecord, principal: Principal, request: JSONRPCRequest) {
-    this.#audit.noteRequest(request);
-    if (request.method === 'tools/call') {
-      const name = textOf((request.params as Record<string, unknown> | undefined)?.['name']) ?? '';
-      if (!this.#deps.access.canCallTool(principal, server, name)) {
-        return {
-          code: RpcCode.Forbidden,
-          message: `tool ${name} of server ${server.slug} is not allowed for you`,
-        };
-      }
-    }
-    return undefined;
   }
 
   /**
@@ -295,8 +440,9 @@ export class Gateway {
     if (this.#closing) return;
     this.#closing = true;
     clearInterval(this.#reaper);
-    const sessions = [...this.#sessions.values()];
+    const sessions = [...this.#sessions.values(), ...this.#inProcess];
     this.#sessions.clear();
+    this.#inProcess.clear();
     await Promise.allSettled(sessions.map((s) => s.close()));
     await this.#upstreams.close();
   }

@@ -3,6 +3,7 @@ import type { Principal } from '../../core/principal.ts';
 import type { ServerRecord } from '../registry/index.ts';
 import type { GatewayAudit } from './gateway.audit.ts';
 import type { GatewayDeps, SessionContext } from './gateway.ports.ts';
+import type { AccessDecisions } from './gateway.policy.ts';
 import type { GatewayUpstreams } from './gateway.upstreams.ts';
 
 /** One downstream MCP session: its transport and what relays it. */
@@ -11,11 +12,19 @@ export interface GatewaySession {
   readonly kind: 'server' | 'aggregate';
   readonly slug: string | undefined;
   readonly context: SessionContext;
+  /** Upstream stdio processes the session holds (its server's, or one per stdio member of /mcp). */
+  readonly stdio: number;
   readonly transport: DownstreamHttpTransport;
   /** Called when the GET stream opens/closes, so messages for it are buffered meanwhile. */
   standaloneStreamOpened(): void;
   standaloneStreamClosed(): void;
   close(): Promise<void>;
+  /**
+   * Applies the session's current principal and the current rules and catalog: a server
+   * session whose server is no longer usable closes; an aggregate session drops the servers
+   * that are not and tells the client its lists changed.
+   */
+  recheck(): Promise<void>;
   lastSeen: number;
 }
 
@@ -26,10 +35,12 @@ export interface GatewaySession {
  */
 export interface SessionHost {
   readonly config: GatewayDeps['config'];
-  /** Tool-level access decisions for `tools/call` and `tools/list`. */
-  readonly access: Pick<GatewayDeps['access'], 'canCallTool'>;
+  /** Access decisions for every request and list (see gateway.policy.ts). */
+  readonly access: AccessDecisions;
   readonly upstreams: Pick<GatewayUpstreams, 'connect'>;
   readonly audit: Pick<GatewayAudit, 'settled' | 'notification' | 'noteRequest' | 'currentRequestId'>;
   /** Servers the principal may use through the aggregate endpoint (those found down left out). */
   usableServers(principal: Principal): Promise<ServerRecord[]>;
+  /** Whether the principal may still use the server as the catalog and rules stand now. */
+  stillUsable(principal: Principal, slug: string): Promise<boolean>;
 }

@@ -44,7 +44,8 @@ export type KeyRejection = 'unknown' | 'revoked' | 'expired' | 'malformed';
 /**
  * API keys: created with 256 bits of randomness, shown once, stored as a SHA-256. Lookups
  * are cached for a few seconds so the per-message path does not query the database; a
- * revocation clears this process's cache at once and other replicas' within the TTL.
+ * revocation clears this process's cache at once, and other replicas' through the change
+ * feed (`onRevoke` publishes, `forget` applies) or, should a message be lost, within the TTL.
  */
 export class KeysService {
   readonly #repo: KeysRepository;
@@ -54,10 +55,29 @@ export class KeysService {
   readonly #cache = new Map<string, { at: number; row: Awaited<ReturnType<KeysRepository['findByHash']>> }>();
   readonly #touched = new Map<string, number>();
 
-  constructor(repo: KeysRepository, users: UsersRepository, logger: Logger) {
+  readonly #onRevoke: (() => void) | undefined;
+
+  constructor(repo: KeysRepository, users: UsersRepository, logger: Logger, onRevoke?: () => void) {
     this.#repo = repo;
     this.#users = users;
     this.#logger = logger;
+    this.#onRevoke = onRevoke;
+  }
+
+  /**
+   * Forgets every cached lookup: the next request with any key reads the key and its user
+   * again. Called when a user's role, groups or disabled mark changed, or a key was revoked
+   * in another process, so open MCP sessions see the change at their next request.
+   */
+  forget(): void {
+    this.#generation++;
+    this.#cache.clear();
+  }
+
+  /** Whether the key exists, is not revoked and has not expired (re-checks of open sessions). */
+  async isActive(id: string): Promise<boolean> {
+    const row = await this.#repo.findById(id);
+    return Boolean(row && !row.revokedAt && (!row.expiresAt || row.expiresAt.getTime() > Date.now()));
   }
 
   async create(principal: Principal, input: CreateApiKey): Promise<CreatedApiKey> {
@@ -93,6 +113,7 @@ export class KeysService {
     const revoked = (await this.#repo.revoke(id)) ?? row;
     this.#cache.delete(row.hash);
     this.#generation++;
+    this.#onRevoke?.();
     return toView(revoked);
   }
 

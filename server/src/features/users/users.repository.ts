@@ -46,6 +46,12 @@ export class UsersRepository {
     return row!;
   }
 
+  /** Changes a user's role or disabled mark; undefined when there is no such user. */
+  async update(id: string, values: { role?: Role; disabledAt?: Date | null }): Promise<UserRow | undefined> {
+    const [row] = await this.#db.update(users).set(values).where(eq(users.id, id)).returning();
+    return row;
+  }
+
   async list(): Promise<UserRow[]> {
     return this.#db.select().from(users).orderBy(users.createdAt);
   }

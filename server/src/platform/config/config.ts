@@ -131,8 +131,20 @@ const envSchema = z.object({
   GATEWAY_REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
   /** Milliseconds to start and initialize an upstream before giving up. */
   GATEWAY_CONNECT_TIMEOUT_MS: int(100, 600_000).default(30_000),
-  /** Minutes an MCP session may stay idle before the gateway ends it. */
-  GATEWAY_SESSION_IDLE_MINUTES: int(1, 10_080).default(60),
+  /**
+   * Minutes an MCP session may stay idle before the gateway ends it. 30: an idle session
+   * holds an upstream session (and a process per stdio server) for a credential that may be
+   * gone; a client that comes back gets 404 and re-initializes, as the spec says.
+   */
+  GATEWAY_SESSION_IDLE_MINUTES: int(1, 10_080).default(30),
+  /** Open MCP sessions one user may have at once (over it: 429); 0: no limit. */
+  GATEWAY_MAX_SESSIONS_PER_USER: int(0, 1_000_000).default(32),
+  /** Open MCP sessions of this process in total (over it: 503); 0: no limit. */
+  GATEWAY_MAX_SESSIONS: int(0, 10_000_000).default(2_000),
+  /** Upstream stdio processes the sessions of one user may hold at once (over it: 429); 0: no limit. */
+  GATEWAY_MAX_STDIO_PER_USER: int(0, 100_000).default(32),
+  /** Upstream stdio processes the sessions of this process may hold in total (over it: 503); 0: no limit. */
+  GATEWAY_MAX_STDIO: int(0, 1_000_000).default(256),
   /** Pre-started stdio processes kept per (server, user[, thread]); 0 disables the warm pool. */
   GATEWAY_STDIO_POOL_SIZE: int(0, 16).default(1),
   /** Milliseconds an unused warm stdio process lives before it is reaped. */
@@ -367,6 +379,12 @@ function build(env: z.infer<typeof envSchema>) {
       requestTimeoutMs: env.GATEWAY_REQUEST_TIMEOUT_MS,
       connectTimeoutMs: env.GATEWAY_CONNECT_TIMEOUT_MS,
       sessionIdleMs: env.GATEWAY_SESSION_IDLE_MINUTES * 60_000,
+      limits: {
+        sessionsPerUser: env.GATEWAY_MAX_SESSIONS_PER_USER,
+        sessions: env.GATEWAY_MAX_SESSIONS,
+        stdioPerUser: env.GATEWAY_MAX_STDIO_PER_USER,
+        stdio: env.GATEWAY_MAX_STDIO,
+      },
       stdioPoolSize: env.GATEWAY_STDIO_POOL_SIZE,
       stdioPoolIdleMs: env.GATEWAY_STDIO_POOL_IDLE_MS,
       allowedOrigins: list(env.GATEWAY_ALLOWED_ORIGINS),

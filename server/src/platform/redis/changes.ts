@@ -2,8 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logging/logger.ts';
 
-/** What changed: the server catalog, the access rules, or OAuth grants (one was revoked). */
-export type ChangeTopic = 'registry' | 'access' | 'oauth-grants';
+/**
+ * What changed: the server catalog, the access rules, OAuth grants (one was revoked), users
+ * (a role, groups, or disabled), or API keys (one was revoked).
+ */
+export type ChangeTopic = 'registry' | 'access' | 'oauth-grants' | 'users' | 'keys';
 
 /**
  * Tells the other processes of a deployment (server replicas, workers) that something they
