@@ -10,6 +10,7 @@ import type { Json } from './aggregate.routing.ts';
 import { rpcErrorOf, RpcCode, type RpcError } from './gateway.errors.ts';
 import type { SessionContext } from './gateway.ports.ts';
 import type { SessionHost } from './gateway.session.ts';
+import { relayTracer, tracePolicy } from './gateway.tracing.ts';
 import { McpRelay } from './mcp.relay.ts';
 
 /** The relay's "downstream": a transport whose other end is the aggregate session. */
@@ -105,14 +106,19 @@ export function openMember(
     initializeTimeoutMs: host.config.connectTimeoutMs,
     describeFailure: rpcErrorOf,
     closeDownstreamOnUpstreamClose: false,
-    authorize: (request) => {
+    authorize: tracePolicy((request) => {
       host.audit.noteRequest(request);
       if (request.method !== 'tools/call') return undefined;
       const name = String((request.params as Json | undefined)?.['name'] ?? '');
       return host.access.canCallTool(context.principal, server, name)
         ? undefined
         : { code: RpcCode.Forbidden, message: `tool ${prefixName(slug, name)} is not allowed for you` };
-    },
+    }),
+    tracer: relayTracer(() => ({
+      server: slug,
+      sessionId: session.sessionId(),
+      userId: context.principal.userId,
+    })),
     onSettled: (e) => {
       if (e.method !== 'initialize' || e.outcome !== 'answered') host.audit.settled(e, base());
     },

@@ -22,6 +22,7 @@ import { splitName } from './aggregate.names.ts';
 import { RpcCode, sendRpcError } from './gateway.errors.ts';
 import type { GatewaySession, Gateway } from './gateway.service.ts';
 import type { SessionContext } from './gateway.ports.ts';
+import { traceMcpRequest, traceStage } from './gateway.tracing.ts';
 
 const isMessage = (m: unknown) =>
   isJSONRPCRequest(m) || isJSONRPCNotification(m) || isJSONRPCResultResponse(m) || isJSONRPCErrorResponse(m);
@@ -129,11 +130,14 @@ export function gatewayRoutes(options: {
     refuse(req, res, 403, RpcCode.InvalidRequest, `Origin ${origin} is not allowed`);
   };
 
-  const auth = requireAuth({
-    authenticators: options.authenticators,
-    audit: options.audit,
-    ...(options.challenge ? { challenge: options.challenge } : {}),
-  });
+  const auth = traceStage(
+    'mcp.auth',
+    requireAuth({
+      authenticators: options.authenticators,
+      audit: options.audit,
+      ...(options.challenge ? { challenge: options.challenge } : {}),
+    }),
+  );
   // Authentication failures on MCP paths are answered as JSON-RPC-shaped errors with the challenge.
   const authErrors: ErrorRequestHandler = (
     err: { status?: number; headers?: Record<string, string>; message?: string },
@@ -234,7 +238,7 @@ export function gatewayRoutes(options: {
   };
 
   // Every method on every MCP path passes these first, in this order (see the doc above).
-  const admission = [checkHost, checkOrigin, auth, authErrors, resolveServer];
+  const admission = [traceMcpRequest, checkHost, checkOrigin, auth, authErrors, resolveServer];
 
   router.post(paths, ...admission, parseBody, async (req: Request, res: Response) => {
     const body: unknown = req.body;

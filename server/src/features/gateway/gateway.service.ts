@@ -13,6 +13,7 @@ import { rpcErrorOf, RpcCode } from './gateway.errors.ts';
 import type { GatewayDeps, SessionContext } from './gateway.ports.ts';
 import type { GatewaySession, SessionHost } from './gateway.session.ts';
 import { GatewayUpstreams, type HealthProbe, type UpstreamConnection } from './gateway.upstreams.ts';
+import { relayTracer, tracePolicy } from './gateway.tracing.ts';
 import { McpRelay } from './mcp.relay.ts';
 
 export type { GatewaySession } from './gateway.session.ts';
@@ -133,7 +134,12 @@ export class Gateway {
       describeFailure: rpcErrorOf,
       trackStandaloneStream: true,
       closeDownstreamOnUpstreamClose: false,
-      authorize: (request) => this.#authorize(server, context.principal, request),
+      authorize: tracePolicy((request) => this.#authorize(server, context.principal, request)),
+      tracer: relayTracer(() => ({
+        server: server.slug,
+        sessionId: transport.sessionId,
+        userId: context.principal.userId,
+      })),
       transformResult: (method, result) => {
         // A tool the caller may not call is not listed either.
         if (method !== 'tools/list' || !Array.isArray(result['tools'])) return result;

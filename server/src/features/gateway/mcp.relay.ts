@@ -179,7 +179,12 @@ export class McpRelay {
     this.forwardRequestUpstream(request);
   }
 
-  private async connectUpstream(): Promise<UpstreamTransport> {
+  private connectUpstream(): Promise<UpstreamTransport> {
+    const { tracer } = this.ctx.opts;
+    return tracer ? tracer.connect(() => this.openUpstream()) : this.openUpstream();
+  }
+
+  private async openUpstream(): Promise<UpstreamTransport> {
     const { opts } = this.ctx;
     const upstream = await opts.createUpstream();
     this.ctx.upstream = upstream;
@@ -251,8 +256,9 @@ export class McpRelay {
     const { upstreamId, pending } = requests.addUpstream(request);
     this.lifecycle.armTimeout(upstreamId, pending);
 
+    pending.trace = opts.tracer?.request(request);
     const forwarded: JSONRPCRequest = { ...request, id: upstreamId };
-    outbox.toUpstream(forwarded, (error) => {
+    const send = () => outbox.toUpstream(forwarded, (error) => {
       // The upstream could not even accept the request (process gone, HTTP error, ...).
       if (!requests.upstream(upstreamId)) return;
       requests.settleUpstream(upstreamId);
@@ -264,6 +270,8 @@ export class McpRelay {
       outbox.replyDownstreamError(request.id, known?.code ?? ErrorCode.InternalError, reason, known?.data);
       if (request.method === 'initialize') void this.lifecycle.shutdown('upstream failed to start');
     });
+    if (pending.trace) pending.trace.run(send);
+    else send();
   }
 
   private forwardNotificationUpstream(notification: JSONRPCNotification): void {
