@@ -148,6 +148,20 @@ export function runInContext<T>(ctx: Context | undefined, fn: () => T): T {
   return ctx ? context.with(ctx, fn) : fn();
 }
 
+/** Runs `fn` in a new root span named `name` (a trace of its own), ended when `fn` settles. */
+export async function inRootSpan<T>(name: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
+  const started = startRootSpan(name, attributes);
+  if (!started) return fn();
+  try {
+    return await context.with(started.context, fn);
+  } catch (err) {
+    failSpan(started.span, err);
+    throw err;
+  } finally {
+    started.span.end();
+  }
+}
+
 /**
  * Runs `fn` in a child span named `name`, ended when `fn` settles (an exception marks it
  * failed). With tracing off, or no active span, just runs `fn`.
