@@ -242,10 +242,8 @@ export class ChatService {
             );
           }
           // One trace per turn: the model's steps and every tool call through the gateway.
-          await inRootSpan(
-            'chat.turn',
-            { 'user.id': principal.userId, 'mcp_gateway.thread': threadId },
-            () => this.#turn(principal, thread, model, run),
+          await inRootSpan('chat.turn', { 'user.id': principal.userId, 'mcp_gateway.thread': threadId }, () =>
+            this.#turn(principal, thread, model, run),
           );
         })
         .then(

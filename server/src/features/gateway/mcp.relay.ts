@@ -258,18 +258,19 @@ export class McpRelay {
 
     pending.trace = opts.tracer?.request(request);
     const forwarded: JSONRPCRequest = { ...request, id: upstreamId };
-    const send = () => outbox.toUpstream(forwarded, (error) => {
-      // The upstream could not even accept the request (process gone, HTTP error, ...).
-      if (!requests.upstream(upstreamId)) return;
-      requests.settleUpstream(upstreamId);
-      const known = opts.describeFailure?.(error);
-      // The exception's text (addresses, paths, an upstream's response body) goes to the audit
-      // trail, never to the client.
-      const reason = known?.message ?? `Upstream "${opts.upstreamName}" could not take ${request.method}`;
-      this.ctx.report(pending, 'failed', undefined, known?.message ?? `${reason}: ${errorMessage(error)}`);
-      outbox.replyDownstreamError(request.id, known?.code ?? ErrorCode.InternalError, reason, known?.data);
-      if (request.method === 'initialize') void this.lifecycle.shutdown('upstream failed to start');
-    });
+    const send = () =>
+      outbox.toUpstream(forwarded, (error) => {
+        // The upstream could not even accept the request (process gone, HTTP error, ...).
+        if (!requests.upstream(upstreamId)) return;
+        requests.settleUpstream(upstreamId);
+        const known = opts.describeFailure?.(error);
+        // The exception's text (addresses, paths, an upstream's response body) goes to the audit
+        // trail, never to the client.
+        const reason = known?.message ?? `Upstream "${opts.upstreamName}" could not take ${request.method}`;
+        this.ctx.report(pending, 'failed', undefined, known?.message ?? `${reason}: ${errorMessage(error)}`);
+        outbox.replyDownstreamError(request.id, known?.code ?? ErrorCode.InternalError, reason, known?.data);
+        if (request.method === 'initialize') void this.lifecycle.shutdown('upstream failed to start');
+      });
     if (pending.trace) pending.trace.run(send);
     else send();
   }

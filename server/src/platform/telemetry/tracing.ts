@@ -111,7 +111,10 @@ export function startServerSpan(
 }
 
 /** Starts a root span (a unit of work that no request started: a chat turn). Undefined when off. */
-export function startRootSpan(name: string, attributes: Attributes): { span: Span; context: Context } | undefined {
+export function startRootSpan(
+  name: string,
+  attributes: Attributes,
+): { span: Span; context: Context } | undefined {
   if (!enabled) return undefined;
   const span = tracer().startSpan(name, { kind: SpanKind.INTERNAL, attributes, root: true });
   return { span, context: trace.setSpan(context.active(), span) };
