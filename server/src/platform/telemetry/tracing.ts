@@ -16,7 +16,6 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import type { Config } from '../config/config.ts';
-import type { Logger } from '../logging/logger.ts';
 
 /**
  * OpenTelemetry tracing, off unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
@@ -30,6 +29,12 @@ import type { Logger } from '../logging/logger.ts';
  */
 
 const TRACER_NAME = 'mcp-gateway';
+
+/** What tracing logs through (the process logger; not imported, since the logger imports this file). */
+interface TracingLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
 
 let enabled = false;
 
@@ -47,7 +52,7 @@ export interface Tracing {
 export function startTracing(
   config: Config['telemetry'],
   process: { role: 'server' | 'workers'; version: string },
-  logger: Logger,
+  logger: TracingLogger,
 ): Tracing | undefined {
   if (!config.tracing || enabled) return undefined;
   const { endpoint, headers, serviceName, scheduleDelayMs } = config.tracing;
