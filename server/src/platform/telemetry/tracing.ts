@@ -216,13 +216,14 @@ export function propagatingFetch(fetch: typeof globalThis.fetch): typeof globalT
   };
 }
 
-const NO_FIELDS = Object.freeze({});
-
-/** `trace_id` and `span_id` of the active span for a log line; an empty object otherwise. */
+/**
+ * `trace_id` and `span_id` of the active span for a log line (pino's mixin). Always a new
+ * object: pino merges each line's own fields into what the mixin returns.
+ */
 export function traceLogFields(): Record<string, string> {
-  if (!enabled) return NO_FIELDS;
+  if (!enabled) return {};
   const span = trace.getSpan(context.active());
-  if (!span) return NO_FIELDS;
+  if (!span) return {};
   const { traceId, spanId } = span.spanContext();
   return { trace_id: traceId, span_id: spanId };
 }
