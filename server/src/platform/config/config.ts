@@ -167,7 +167,13 @@ const envSchema = z.object({
    * OTLP/HTTP endpoint that receives traces (a collector, Jaeger, Tempo: `http://host:4318`);
    * spans are POSTed as JSON to `{endpoint}/v1/traces`. Unset: tracing is off and costs nothing.
    */
-  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess(emptyToUndefined, z.string().url().optional()),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .refine((v) => /^https?:$/.test(protocolOf(v) ?? ''), 'must be an http:// or https:// URL')
+      .optional(),
+  ),
   /** Headers sent with every export, `key=value` comma-separated (a hosted backend's API key). */
   OTEL_EXPORTER_OTLP_HEADERS: z
     .string()
