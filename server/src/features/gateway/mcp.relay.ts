@@ -34,7 +34,7 @@ import {
 import { RelayContext } from './relay.context.ts';
 import { RelayFromUpstream } from './relay.from-upstream.ts';
 import { RelayLifecycle } from './relay.lifecycle.ts';
-import type { RelayOptions, UpstreamTransport } from './relay.options.ts';
+import type { RelayOptions, RelayRequestTrace, UpstreamTransport } from './relay.options.ts';
 import { byteLength, errorMessage } from './relay.outbox.ts';
 import type { PendingUpstreamRequest } from './relay.requests.ts';
 
@@ -252,27 +252,31 @@ export class McpRelay {
   }
 
   private forwardRequestUpstream(request: JSONRPCRequest): void {
+    // Traced: the request is sent inside its span, so the upstream receives its traceparent.
+    const trace = this.ctx.opts.tracer?.request(request);
+    if (trace) trace.run(() => this.forwardRequest(request, trace));
+    else this.forwardRequest(request, undefined);
+  }
+
+  private forwardRequest(request: JSONRPCRequest, trace: RelayRequestTrace | undefined): void {
     const { opts, requests, outbox } = this.ctx;
     const { upstreamId, pending } = requests.addUpstream(request);
+    pending.trace = trace;
     this.lifecycle.armTimeout(upstreamId, pending);
 
-    pending.trace = opts.tracer?.request(request);
     const forwarded: JSONRPCRequest = { ...request, id: upstreamId };
-    const send = () =>
-      outbox.toUpstream(forwarded, (error) => {
-        // The upstream could not even accept the request (process gone, HTTP error, ...).
-        if (!requests.upstream(upstreamId)) return;
-        requests.settleUpstream(upstreamId);
-        const known = opts.describeFailure?.(error);
-        // The exception's text (addresses, paths, an upstream's response body) goes to the audit
-        // trail, never to the client.
-        const reason = known?.message ?? `Upstream "${opts.upstreamName}" could not take ${request.method}`;
-        this.ctx.report(pending, 'failed', undefined, known?.message ?? `${reason}: ${errorMessage(error)}`);
-        outbox.replyDownstreamError(request.id, known?.code ?? ErrorCode.InternalError, reason, known?.data);
-        if (request.method === 'initialize') void this.lifecycle.shutdown('upstream failed to start');
-      });
-    if (pending.trace) pending.trace.run(send);
-    else send();
+    outbox.toUpstream(forwarded, (error) => {
+      // The upstream could not even accept the request (process gone, HTTP error, ...).
+      if (!requests.upstream(upstreamId)) return;
+      requests.settleUpstream(upstreamId);
+      const known = opts.describeFailure?.(error);
+      // The exception's text (addresses, paths, an upstream's response body) goes to the audit
+      // trail, never to the client.
+      const reason = known?.message ?? `Upstream "${opts.upstreamName}" could not take ${request.method}`;
+      this.ctx.report(pending, 'failed', undefined, known?.message ?? `${reason}: ${errorMessage(error)}`);
+      outbox.replyDownstreamError(request.id, known?.code ?? ErrorCode.InternalError, reason, known?.data);
+      if (request.method === 'initialize') void this.lifecycle.shutdown('upstream failed to start');
+    });
   }
 
   private forwardNotificationUpstream(notification: JSONRPCNotification): void {
