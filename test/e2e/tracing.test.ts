@@ -195,6 +195,9 @@ describe('tracing (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
       'the audit event of the call',
     );
     expect((event as unknown as { traceId: string }).traceId).toBe(clientTraceId);
+    // The trace id is part of the hashed record, and the chain still verifies with it.
+    const verify = await ctx.admin.post('/api/audit/verify');
+    expect(verify.body).toMatchObject({ ok: true, broken: null });
 
     // The session's initialize (its own trace) shows the upstream being brought up.
     await eventually(
