@@ -9,6 +9,7 @@ import { OAuthServer, requireAuth, WebAuth } from './features/auth/index.ts';
 import { chatRoutes } from './features/chat/chat.routes.ts';
 import { attachChatSocket } from './features/chat/index.ts';
 import { keyRotationRoutes, upstreamOAuthRoutes } from './features/credentials/credentials.routes.ts';
+import { traceAdmission } from './features/gateway/index.ts';
 import { gatewayRoutes } from './features/gateway/gateway.routes.ts';
 import { healthRoutes } from './features/health/health.routes.ts';
 import type { HealthService } from './features/health/index.ts';
@@ -99,7 +100,7 @@ export async function wireRoutes(deps: RouteDeps): Promise<WiredRoutes> {
   });
   const mcp = gatewayRoutes({
     hosts,
-    admit: mcpRateLimit(limits),
+    admit: traceAdmission(mcpRateLimit(limits)),
     gateway: s.gateway,
     authenticators: bearer,
     challenge: (req) => oauth.challenge(req.originalUrl.split('?')[0] ?? ''),

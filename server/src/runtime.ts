@@ -8,6 +8,7 @@ import { loadTls } from './platform/http/tls.ts';
 import type { Logger } from './platform/logging/logger.ts';
 import { Metrics } from './platform/metrics/metrics.ts';
 import { pingRedis } from './platform/redis/redis.ts';
+import { startTracing } from './platform/telemetry/tracing.ts';
 import { wireRoutes } from './routes.ts';
 import { openCore, type Core } from './runtime.core.ts';
 import { buildServices, queueRewrapIfNeeded, type Services } from './runtime.services.ts';
@@ -36,6 +37,8 @@ export interface RunningServer {
   readonly oauth: OAuthServer;
   /** The URL users and clients reach the gateway at (PUBLIC_URL, or the listening URL). */
   readonly publicUrl: string;
+  /** Flushes the spans recorded so far to the OTLP endpoint (nothing when tracing is off). */
+  flushTraces(): Promise<void>;
   /** Graceful stop: not ready, stop accepting, drain requests and jobs, close pools. */
   stop(): Promise<void>;
 }
@@ -48,7 +51,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     logger.warn({ validTo: tls.validTo.toISOString() }, 'the TLS certificate in TLS_CERT_FILE has expired');
   }
   const metrics = new Metrics();
-  const core = await openCore(config, logger, { role: 'server' });
+  // Before anything that makes spans; flushed last on stop, after the work it traced.
+  const tracing = startTracing(config.telemetry, { role: 'server', version: VERSION }, logger);
+  let core: Core;
+  try {
+    core = await openCore(config, logger, { role: 'server' });
+  } catch (err) {
+    await tracing?.shutdown();
+    throw err;
+  }
   const probes: Record<string, () => Promise<void>> = { database: () => core.database.ping() };
   if (core.redis) {
     const redis = core.redis;
@@ -127,6 +138,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await servicesIfBuilt?.gateway.close().catch(() => {});
     await core.runner.stop(1_000).catch(() => {});
     await core.close();
+    await tracing?.shutdown();
     throw err;
   }
   let stopping: Promise<void> | undefined;
@@ -139,6 +151,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     services,
     core,
     http: listening,
+    flushTraces: async () => tracing?.forceFlush(),
     stop() {
       stopping ??= (async () => {
         const budget = config.shutdownTimeoutMs;
@@ -154,6 +167,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         services.access.stop();
         await services.audit.stop(Math.max(100, budget - (Date.now() - started) - 300));
         await core.close();
+        await tracing?.shutdown();
       })();
       return stopping;
     },

@@ -31,6 +31,11 @@ export interface AuditEventView {
   requestBytes: number | null;
   responseBytes: number | null;
   credentialScope: string | null;
+  /**
+   * The OpenTelemetry trace the event happened in (32 hex digits), when tracing was on: the
+   * way from an audit record to the request's spans and log lines.
+   */
+  traceId: string | null;
   details: unknown;
   /** Hash of the previous event in the chain (hex SHA-256). */
   prevHash: string;

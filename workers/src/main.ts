@@ -7,6 +7,8 @@ import { createLogger } from '@gateway/server/platform/logging/logger.ts';
 import { Metrics } from '@gateway/server/platform/metrics/metrics.ts';
 import { metricsRoutes } from '@gateway/server/platform/metrics/metrics.routes.ts';
 import { runProcess } from '@gateway/server/platform/process.ts';
+import { startTracing } from '@gateway/server/platform/telemetry/tracing.ts';
+import { VERSION } from '@gateway/server/version.ts';
 import { buildServices, openCore, type Services } from '@gateway/server/runtime.ts';
 
 await runProcess('workers', async () => {
@@ -22,7 +24,12 @@ await runProcess('workers', async () => {
     );
   }
   const logger = createLogger({ level: config.log.level, name: 'workers' });
-  const core = await openCore(config, logger, { role: 'workers' });
+  // Each job run is a trace (when OTEL_EXPORTER_OTLP_ENDPOINT is set); flushed last on stop.
+  const tracing = startTracing(config.telemetry, { role: 'workers', version: VERSION }, logger);
+  const core = await openCore(config, logger, { role: 'workers' }).catch(async (err: unknown) => {
+    await tracing?.shutdown();
+    throw err;
+  });
   // The jobs that run here (token refreshes, health checks) count into this process's own
   // metrics, which only its own listener can show.
   const metrics = new Metrics();
@@ -62,6 +69,7 @@ await runProcess('workers', async () => {
     services?.access.stop();
     await services?.audit.stop(1_000).catch(() => {});
     await core.close();
+    await tracing?.shutdown();
     throw err;
   }
   const running = services;
@@ -82,6 +90,7 @@ await runProcess('workers', async () => {
       running.access.stop();
       await running.audit.stop(Math.max(100, budget - (Date.now() - started) - 300));
       await core.close();
+      await tracing?.shutdown();
     },
   };
 });

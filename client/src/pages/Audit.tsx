@@ -264,6 +264,7 @@ const DETAIL_FIELDS: [keyof AuditEventView, string][] = [
   ['requestBytes', 'Request bytes'],
   ['responseBytes', 'Response bytes'],
   ['credentialScope', 'Credential used'],
+  ['traceId', 'Trace id'],
   ['seq', 'Sequence'],
   ['id', 'Event id'],
   ['hash', 'Hash'],

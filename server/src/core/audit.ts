@@ -24,6 +24,8 @@ export interface AuditEventInput {
   responseBytes?: number | null | undefined;
   /** Which credential was used: `user`, `thread`, `server`, `none`. */
   credentialScope?: string | null | undefined;
+  /** The trace the event belongs to; unset: the active span's, if tracing is on. */
+  traceId?: string | null | undefined;
   details?: unknown;
 }
 

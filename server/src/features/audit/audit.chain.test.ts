@@ -27,6 +27,7 @@ const record: AuditRecord = {
   requestBytes: 100,
   responseBytes: 200,
   credentialScope: 'user',
+  traceId: null,
   details: { b: [2, { d: 1, c: null }], a: 'x' },
 };
 
@@ -39,6 +40,17 @@ describe('audit hash chain format', () => {
     expect(canonicalEvent(7, record)).toBe(expected);
     const hash = createHash('sha256').update(`${GENESIS_HASH}\n${expected}`).digest('hex');
     expect(chainHash(GENESIS_HASH, 7, record)).toBe(hash);
+  });
+
+  it('a trace id is one more element after details; without one the form is as before the column', () => {
+    const traced = { ...record, traceId: '4bf92f3577b34da6a3ce929d0e0e4736' };
+    expect(canonicalEvent(7, traced)).toBe(
+      `${canonicalEvent(7, record).slice(0, -1)},"4bf92f3577b34da6a3ce929d0e0e4736"]`,
+    );
+    expect(chainHash(GENESIS_HASH, 7, traced)).not.toBe(chainHash(GENESIS_HASH, 7, record));
+    expect(chainHash(GENESIS_HASH, 7, { ...traced, traceId: '0'.repeat(31) + '1' })).not.toBe(
+      chainHash(GENESIS_HASH, 7, traced),
+    );
   });
 
   it('any field, the position or the previous hash changes the hash', () => {

@@ -24,6 +24,9 @@ export function canonicalJson(value: unknown): string {
  *
  * `at` is ISO-8601 UTC with milliseconds (`2025-01-31T12:00:00.000Z`), absent values are
  * `null`, `details` is canonical JSON (object keys sorted by code unit, recursively).
+ * An event with a `traceId` has it as one more element after `details`; one without has no
+ * such element, so events written before the column existed keep their hashes, and a
+ * trace id added to or changed in a stored row breaks its hash like any other field.
  * Any change to this list or its order invalidates every stored hash.
  */
 export function canonicalEvent(seq: number, r: AuditRecord): string {
@@ -53,7 +56,10 @@ export function canonicalEvent(seq: number, r: AuditRecord): string {
     r.credentialScope,
   ]);
   // `details` goes last, in canonical form (plain JSON.stringify would keep insertion order).
-  return `${fields.slice(0, -1)},${canonicalJson(r.details)}]`;
+  const details = canonicalJson(r.details);
+  return r.traceId == null
+    ? `${fields.slice(0, -1)},${details}]`
+    : `${fields.slice(0, -1)},${details},${JSON.stringify(r.traceId)}]`;
 }
 
 /** `hash` of an event: hex SHA-256 of UTF-8(`prevHash` + "\n" + canonical form). */

@@ -26,6 +26,7 @@ export const CSV_COLUMNS = [
   'requestBytes',
   'responseBytes',
   'credentialScope',
+  'traceId',
   'details',
   'prevHash',
   'hash',

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEventView, AuditStatus } from '@gateway/shared';
 import type { AuditEventInput } from '../../core/audit.ts';
+import { activeTraceId } from '../../platform/telemetry/tracing.ts';
 import { redactForAudit } from './audit.redact.ts';
 
 /**
@@ -83,6 +84,7 @@ export function buildAuditRecord(event: AuditEventInput, at: Date = new Date()):
     requestBytes: int4(event.requestBytes),
     responseBytes: int4(event.responseBytes),
     credentialScope: text(event.credentialScope, 32),
+    traceId: text(event.traceId ?? activeTraceId(), 32),
     details: event.details === undefined ? null : jsonValue(redactForAudit(event.details)),
   };
 }
@@ -131,6 +133,7 @@ export function recordFromLine(line: string): AuditRecord | undefined {
     'direction',
     'error',
     'credentialScope',
+    'traceId',
   ] as const;
   const ints = ['latencyMs', 'requestBytes', 'responseBytes'] as const;
   if (!texts.every((k) => nullableText(o[k] ?? null)) || !ints.every((k) => nullableInt(o[k] ?? null))) {
@@ -160,6 +163,7 @@ export function recordFromLine(line: string): AuditRecord | undefined {
     requestBytes: pick('requestBytes'),
     responseBytes: pick('responseBytes'),
     credentialScope: pick('credentialScope'),
+    traceId: pick('traceId'),
     details: o['details'] ?? null,
   };
 }

@@ -44,6 +44,8 @@ export const auditEvents = pgTable(
     requestBytes: integer('request_bytes'),
     responseBytes: integer('response_bytes'),
     credentialScope: text('credential_scope'),
+    // OpenTelemetry trace id; null for events recorded with tracing off (and every older row).
+    traceId: text('trace_id'),
     details: jsonb('details'),
     // The default only lets the migration add the columns to a table that already has rows;
     // the writer always sets both, and verification flags any row that kept the default.

@@ -27,6 +27,7 @@ export function toAuditView(r: AuditRow): AuditEventView {
     requestBytes: r.requestBytes,
     responseBytes: r.responseBytes,
     credentialScope: r.credentialScope,
+    traceId: r.traceId,
     details: r.details,
     prevHash: r.prevHash,
     hash: r.hash,

@@ -13,6 +13,7 @@ import {
   type ModelMessage,
   type ToolSet,
 } from 'ai';
+import { inChildSpan } from '../../platform/telemetry/tracing.ts';
 import { splitName } from '../gateway/index.ts';
 import type { MessageRow } from './chat.repository.ts';
 
@@ -226,13 +227,15 @@ export async function runTurn(o: TurnOptions): Promise<TurnOutcome> {
         }
         update(base);
         try {
-          const result = (await o.mcp.callTool(
-            { name: t.name, arguments: input as Record<string, unknown> },
-            undefined,
-            {
-              signal: abortSignal ?? o.signal,
-              resetTimeoutOnProgress: true,
-            },
+          // The call's span is the parent of the gateway's spans for it (same trace as the turn).
+          const result = (await inChildSpan(
+            'chat.tool_call',
+            () =>
+              o.mcp.callTool({ name: t.name, arguments: input as Record<string, unknown> }, undefined, {
+                signal: abortSignal ?? o.signal,
+                resetTimeoutOnProgress: true,
+              }),
+            { 'gen_ai.tool.name': t.name },
           )) as CallToolResult;
           const output = o.redact(resultText(result));
           update({ ...base, status: result.isError ? 'error' : 'ok', output });

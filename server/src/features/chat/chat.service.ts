@@ -7,6 +7,7 @@ import type {
 } from '@gateway/shared';
 import { AppError, conflict, forbidden, notFound } from '../../platform/http/errors.ts';
 import type { Logger } from '../../platform/logging/logger.ts';
+import { inRootSpan, setActiveAttributes } from '../../platform/telemetry/tracing.ts';
 import type { AuditEventInput, AuditSink } from '../../core/audit.ts';
 import { canReadAudit, type Principal } from '../../core/principal.ts';
 import type { CredentialsService, RefreshLock } from '../credentials/index.ts';
@@ -240,7 +241,10 @@ export class ChatService {
               this.#logger.warn({ err, threadId }, 'could not title the thread'),
             );
           }
-          await this.#turn(principal, thread, model, run);
+          // One trace per turn: the model's steps and every tool call through the gateway.
+          await inRootSpan('chat.turn', { 'user.id': principal.userId, 'mcp_gateway.thread': threadId }, () =>
+            this.#turn(principal, thread, model, run),
+          );
         })
         .then(
           (r) => {
@@ -327,6 +331,7 @@ export class ChatService {
         .catch(() => undefined);
       if (row) this.#events?.message(threadId, toMessageView(row));
     }
+    setActiveAttributes({ 'mcp_gateway.outcome': outcome.status, 'mcp_gateway.tool_calls': toolCalls });
     this.#record(principal, threadId, {
       action: 'chat.turn',
       status: outcome.status === 'error' ? 'error' : 'ok',

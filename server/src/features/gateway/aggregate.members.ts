@@ -8,6 +8,7 @@ import { rpcErrorOf, RpcCode, type RpcError } from './gateway.errors.ts';
 import { authorizeRequest, filterListResult } from './gateway.policy.ts';
 import type { SessionContext } from './gateway.ports.ts';
 import type { SessionHost } from './gateway.session.ts';
+import { relayTracer, tracePolicy } from './gateway.tracing.ts';
 import { McpRelay } from './mcp.relay.ts';
 
 /** The relay's "downstream": a transport whose other end is the aggregate session. */
@@ -105,12 +106,17 @@ export function openMember(
     closeDownstreamOnUpstreamClose: false,
     // The aggregate session's own list calls pass here too, so they are filtered like the
     // client's; context.principal is the session's current principal.
-    authorize: (request) => {
+    authorize: tracePolicy((request) => {
       host.audit.noteRequest(request);
       return authorizeRequest(host.access, context.principal, server, request, (n) => prefixName(slug, n));
-    },
+    }),
     transformResult: (method, result) =>
       filterListResult(host.access, context.principal, server, method, result),
+    tracer: relayTracer(() => ({
+      server: slug,
+      sessionId: session.sessionId(),
+      userId: context.principal.userId,
+    })),
     onSettled: (e) => {
       if (e.method !== 'initialize' || e.outcome !== 'answered') host.audit.settled(e, base());
     },

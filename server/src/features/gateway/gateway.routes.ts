@@ -17,6 +17,7 @@ import { RpcCode, sendRpcError, SessionLimitReached } from './gateway.errors.ts'
 import { isMessage, isRequest } from './gateway.messages.ts';
 import type { GatewaySession, Gateway } from './gateway.service.ts';
 import type { SessionContext } from './gateway.ports.ts';
+import { traceMcpRequest, traceStage } from './gateway.tracing.ts';
 
 /**
  * A check every MCP request passes before it reaches a session (rate limits): it answers a
@@ -121,11 +122,14 @@ export function gatewayRoutes(options: {
     refuse(req, res, 403, RpcCode.InvalidRequest, `Origin ${origin} is not allowed`);
   };
 
-  const auth = requireAuth({
-    authenticators: options.authenticators,
-    audit: options.audit,
-    ...(options.challenge ? { challenge: options.challenge } : {}),
-  });
+  const auth = traceStage(
+    'mcp.auth',
+    requireAuth({
+      authenticators: options.authenticators,
+      audit: options.audit,
+      ...(options.challenge ? { challenge: options.challenge } : {}),
+    }),
+  );
   // Authentication failures on MCP paths are answered as JSON-RPC-shaped errors with the challenge.
   const authErrors: ErrorRequestHandler = (
     err: { status?: number; headers?: Record<string, string>; message?: string },
@@ -226,7 +230,7 @@ export function gatewayRoutes(options: {
   };
 
   // Every method on every MCP path passes these first, in this order (see the doc above).
-  const admission = [checkHost, checkOrigin, auth, authErrors, resolveServer];
+  const admission = [traceMcpRequest, checkHost, checkOrigin, auth, authErrors, resolveServer];
 
   router.post(paths, ...admission, parseBody, async (req: Request, res: Response) => {
     const body: unknown = req.body;

@@ -14,6 +14,7 @@ import type { GatewayDeps, SessionContext } from './gateway.ports.ts';
 import type { GatewaySession, SessionHost } from './gateway.session.ts';
 import { DownstreamHttpTransport } from './gateway.transport.ts';
 import { GatewayUpstreams, type HealthProbe, type UpstreamConnection } from './gateway.upstreams.ts';
+import { relayTracer, tracePolicy } from './gateway.tracing.ts';
 import { McpRelay } from './mcp.relay.ts';
 
 export type { GatewaySession } from './gateway.session.ts';
@@ -261,10 +262,15 @@ export class Gateway {
       trackStandaloneStream: true,
       closeDownstreamOnUpstreamClose: false,
       // context.principal is the session's current principal (see Gateway.findSession).
-      authorize: (request) => {
+      authorize: tracePolicy((request) => {
         this.#audit.noteRequest(request);
         return authorizeRequest(this.#deps.access, context.principal, server, request);
-      },
+      }),
+      tracer: relayTracer(() => ({
+        server: server.slug,
+        sessionId: transport.sessionId,
+        userId: context.principal.userId,
+      })),
       // What the caller may not use is not listed either.
       transformResult: (method, result) =>
         filterListResult(this.#deps.access, context.principal, server, method, result),

@@ -1,3 +1,4 @@
 export { Gateway, type GatewaySession } from './gateway.service.ts';
 export type { GatewayDeps, SessionContext } from './gateway.ports.ts';
 export { mapUri, prefixName, splitName, unmapUri } from './aggregate.names.ts';
+export { traceAdmission } from './gateway.tracing.ts';

@@ -31,7 +31,7 @@ import { isErrorResponse, isNotification, isRequest, isResult } from './gateway.
 import { RelayContext } from './relay.context.ts';
 import { RelayFromUpstream } from './relay.from-upstream.ts';
 import { RelayLifecycle } from './relay.lifecycle.ts';
-import type { RelayOptions, UpstreamTransport } from './relay.options.ts';
+import type { RelayOptions, RelayRequestTrace, UpstreamTransport } from './relay.options.ts';
 import { byteLength, errorMessage } from './relay.outbox.ts';
 import type { PendingUpstreamRequest } from './relay.requests.ts';
 
@@ -176,7 +176,12 @@ export class McpRelay {
     this.forwardRequestUpstream(request);
   }
 
-  private async connectUpstream(): Promise<UpstreamTransport> {
+  private connectUpstream(): Promise<UpstreamTransport> {
+    const { tracer } = this.ctx.opts;
+    return tracer ? tracer.connect(() => this.openUpstream()) : this.openUpstream();
+  }
+
+  private async openUpstream(): Promise<UpstreamTransport> {
     const { opts } = this.ctx;
     const upstream = await opts.createUpstream();
     this.ctx.upstream = upstream;
@@ -244,8 +249,16 @@ export class McpRelay {
   }
 
   private forwardRequestUpstream(request: JSONRPCRequest): void {
+    // Traced: the request is sent inside its span, so the upstream receives its traceparent.
+    const trace = this.ctx.opts.tracer?.request(request);
+    if (trace) trace.run(() => this.forwardRequest(request, trace));
+    else this.forwardRequest(request, undefined);
+  }
+
+  private forwardRequest(request: JSONRPCRequest, trace: RelayRequestTrace | undefined): void {
     const { opts, requests, outbox } = this.ctx;
     const { upstreamId, pending } = requests.addUpstream(request);
+    pending.trace = trace;
     this.lifecycle.armTimeout(upstreamId, pending);
 
     const forwarded: JSONRPCRequest = { ...request, id: upstreamId };

@@ -17,7 +17,8 @@ type OptionalHooks =
   | 'onSettled'
   | 'onNotification'
   | 'transformResult'
-  | 'describeFailure';
+  | 'describeFailure'
+  | 'tracer';
 
 /** RelayOptions with every default filled in. */
 export type ResolvedRelayOptions = Required<Omit<RelayOptions, OptionalHooks>> &
@@ -70,7 +71,7 @@ export class RelayContext {
     response?: JSONRPCResultResponse | JSONRPCErrorResponse,
     error?: string,
   ): void {
-    this.opts.onSettled?.({
+    const event: SettledRequest = {
       direction: 'client->upstream',
       method: pending.method,
       params: pending.params,
@@ -79,6 +80,8 @@ export class RelayContext {
       outcome,
       ...(response ? { response } : {}),
       ...(error ? { error } : {}),
-    });
+    };
+    if (pending.trace) pending.trace.settled(event, () => this.opts.onSettled?.(event));
+    else this.opts.onSettled?.(event);
   }
 }

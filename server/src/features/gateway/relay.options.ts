@@ -87,6 +87,24 @@ export interface RelayOptions {
    * can take seconds: the SDK gives the child 2 s to exit after stdin EOF before SIGTERM).
    */
   onShutdown?: () => void;
+  /** Spans for bringing the upstream up and for each forwarded request (tracing); unset: none. */
+  tracer?: RelayTracer | undefined;
+}
+
+/** How a relay reports its work to tracing (see gateway.tracing.ts). */
+export interface RelayTracer {
+  /** Wraps bringing an upstream up (connecting and starting its transport). */
+  connect<T>(fn: () => Promise<T>): Promise<T>;
+  /** Called as a request is forwarded upstream; undefined when it is not traced. */
+  request(request: JSONRPCRequest): RelayRequestTrace | undefined;
+}
+
+/** One forwarded request's trace. */
+export interface RelayRequestTrace {
+  /** Runs the sending in the request's span, so the upstream receives its `traceparent`. */
+  run(fn: () => void): void;
+  /** The request ended: `report` (onSettled) runs inside its span, which then ends. */
+  settled(event: SettledRequest, report: () => void): void;
 }
 
 /** One request's outcome, reported through `onSettled`. */

@@ -4,6 +4,7 @@ import type {
   ProgressToken,
   RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
+import type { RelayRequestTrace } from './relay.options.ts';
 import { byteLength } from './relay.outbox.ts';
 
 /** A downstream request forwarded upstream, keyed by the upstream id the relay assigned. */
@@ -19,6 +20,8 @@ export interface PendingUpstreamRequest {
   /** Last progress value relayed; progress MUST increase, so anything else is a duplicate. */
   lastProgress?: number;
   timer?: ReturnType<typeof setTimeout>;
+  /** Its span, when tracing is on. */
+  trace?: RelayRequestTrace | undefined;
 }
 
 /** An upstream-originated request forwarded downstream, keyed by the downstream id the relay assigned. */

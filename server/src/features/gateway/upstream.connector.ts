@@ -6,6 +6,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../../platform/logging/logger.ts';
+import { propagatingFetch } from '../../platform/telemetry/tracing.ts';
 import type { ServerRecord } from '../registry/index.ts';
 import type { UpstreamTransport } from './mcp.relay.ts';
 
@@ -231,9 +232,9 @@ export function remoteUpstream(
   };
   const url = new URL(t.url);
   const authProvider = upstreamAuth?.provider;
-  const transportFetch = upstreamAuth?.wrapFetch
-    ? upstreamAuth.wrapFetch(livenessFetch as typeof fetch)
-    : (livenessFetch as typeof fetch);
+  // Each request carries the active trace's traceparent, so the upstream continues the trace.
+  const tracedFetch = propagatingFetch(livenessFetch as typeof fetch);
+  const transportFetch = upstreamAuth?.wrapFetch ? upstreamAuth.wrapFetch(tracedFetch) : tracedFetch;
   if (t.type === 'sse') {
     transport = new SSEClientTransport(url, {
       fetch: transportFetch,

@@ -73,4 +73,24 @@ describe('loadConfig', () => {
       expect(() => loadConfig({ ALLOWED_HOSTS: bad }), bad).toThrow(/ALLOWED_HOSTS/);
     }
   });
+
+  it('turns tracing on only with OTEL_EXPORTER_OTLP_ENDPOINT, exporting to its /v1/traces', () => {
+    expect(loadConfig({}).telemetry.tracing).toBeUndefined();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_HEADERS: 'a=b' }).telemetry.tracing).toBeUndefined();
+    const config = loadConfig({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/',
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-api-key=abc%3D%3D, x-tenant = t1',
+      OTEL_SERVICE_NAME: 'gw-eu',
+    });
+    expect(config.telemetry.tracing).toEqual({
+      endpoint: 'http://collector:4318/v1/traces',
+      headers: { 'x-api-key': 'abc==', 'x-tenant': 't1' },
+      serviceName: 'gw-eu',
+      scheduleDelayMs: 5_000,
+    });
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(
+      /OTEL_EXPORTER_OTLP_ENDPOINT/,
+    );
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_HEADERS: 'novalue' })).toThrow(/OTEL_EXPORTER_OTLP_HEADERS/);
+  });
 });

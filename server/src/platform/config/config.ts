@@ -174,6 +174,27 @@ const envSchema = z.object({
    * counters would otherwise never be scraped.
    */
   WORKERS_METRICS_PORT: int(0, 65535).default(9464),
+  // --- tracing (OpenTelemetry) ---
+  /**
+   * OTLP/HTTP endpoint that receives traces (a collector, Jaeger, Tempo: `http://host:4318`);
+   * spans are POSTed as JSON to `{endpoint}/v1/traces`. Unset: tracing is off and costs nothing.
+   */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .refine((v) => /^https?:$/.test(protocolOf(v) ?? ''), 'must be an http:// or https:// URL')
+      .optional(),
+  ),
+  /** Headers sent with every export, `key=value` comma-separated (a hosted backend's API key). */
+  OTEL_EXPORTER_OTLP_HEADERS: z
+    .string()
+    .regex(/^([^=,]+=[^,]*(,[^=,]+=[^,]*)*)?$/, 'must look like key1=value1,key2=value2')
+    .default(''),
+  /** `service.name` of the spans. */
+  OTEL_SERVICE_NAME: z.string().min(1).default('mcp-gateway'),
+  /** Milliseconds spans wait in memory before a batch is exported. */
+  OTEL_BSP_SCHEDULE_DELAY: int(10, 600_000).default(5_000),
   // --- rate limits (requests per minute; 0 turns a limit off) ---
   // The defaults are ceilings on runaway loops and floods, not on work: an agent fires bursts
   // of quick tool calls (dozens per second), and every MCP request also counts against the
@@ -395,6 +416,22 @@ function build(env: z.infer<typeof envSchema>) {
       allowList: list(env.UPSTREAM_ALLOW_LIST),
     },
     metrics: { token: env.METRICS_TOKEN, workersPort: env.WORKERS_METRICS_PORT },
+    telemetry: {
+      tracing: env.OTEL_EXPORTER_OTLP_ENDPOINT
+        ? {
+            // The OTLP convention: the base endpoint gets the signal's path appended.
+            endpoint: `${env.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`,
+            headers: Object.fromEntries(
+              list(env.OTEL_EXPORTER_OTLP_HEADERS).map((kv) => {
+                const eq = kv.indexOf('=');
+                return [kv.slice(0, eq).trim(), decodeURIComponent(kv.slice(eq + 1).trim())];
+              }),
+            ),
+            serviceName: env.OTEL_SERVICE_NAME,
+            scheduleDelayMs: env.OTEL_BSP_SCHEDULE_DELAY,
+          }
+        : undefined,
+    },
     rateLimit: {
       ipPerMinute: env.RATE_LIMIT_IP_PER_MINUTE,
       userPerMinute: env.RATE_LIMIT_USER_PER_MINUTE,

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { JobName, JobPayload } from '@gateway/shared';
 import type { Logger } from '../logging/logger.ts';
 import type { EnqueueOptions, JobRegistry, JobRunner } from './job.registry.ts';
+import { inRootSpan } from '../telemetry/tracing.ts';
 
 /** The one queue every job goes through; the job's name selects its handler. */
 export const QUEUE_NAME = 'jobs';
@@ -85,12 +86,15 @@ export class BullMqJobRunner implements JobRunner {
     } catch (err) {
       throw new UnrecoverableError(`invalid payload for ${job.name}: ${(err as Error).message}`);
     }
-    await def.handler(payload as never, {
-      jobId: job.id ?? '',
-      attempt: job.attemptsMade + 1,
-      runner: this.kind,
-      logger: this.#logger.child({ job: job.name, jobId: job.id }),
-    });
+    // A trace per job run (when tracing is on): its log lines and outbound calls belong to it.
+    await inRootSpan(`job ${job.name}`, { 'mcp_gateway.job': job.name }, () =>
+      def.handler(payload as never, {
+        jobId: job.id ?? '',
+        attempt: job.attemptsMade + 1,
+        runner: this.kind,
+        logger: this.#logger.child({ job: job.name, jobId: job.id }),
+      }),
+    );
   }
 
   async enqueue<N extends JobName>(

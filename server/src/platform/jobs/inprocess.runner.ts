@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { JobName, JobPayload } from '@gateway/shared';
 import type { Logger } from '../logging/logger.ts';
 import type { EnqueueOptions, JobRegistry, JobRunner } from './job.registry.ts';
+import { inRootSpan } from '../telemetry/tracing.ts';
 
 interface QueuedJob {
   id: string;
@@ -100,12 +101,15 @@ export class InProcessJobRunner implements JobRunner {
     const attempts = def.attempts ?? 3;
     const promise = (async () => {
       try {
-        await def.handler(job.payload as never, {
-          jobId: job.id,
-          attempt: job.attempt,
-          runner: this.kind,
-          logger,
-        });
+        // A trace per job run (when tracing is on): its log lines and outbound calls belong to it.
+        await inRootSpan(`job ${job.name}`, { 'mcp_gateway.job': job.name }, () =>
+          def.handler(job.payload as never, {
+            jobId: job.id,
+            attempt: job.attempt,
+            runner: this.kind,
+            logger,
+          }),
+        );
       } catch (err) {
         if (job.attempt < attempts && this.#state === 'running') {
           const delay = (def.backoffMs ?? 1_000) * 2 ** (job.attempt - 1);

@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { traceLogFields } from '../telemetry/tracing.ts';
 
 export type { Logger };
 
@@ -60,7 +61,10 @@ export function loggableUrl(url: string): string {
   return parts.length ? `${url.slice(0, q)}?${parts.join('&')}` : url.slice(0, q);
 }
 
-/** Creates the process logger: JSON lines on stdout, secrets redacted by key name. */
+/**
+ * Creates the process logger: JSON lines on stdout, secrets redacted by key name, and the
+ * trace id of the active span (when tracing is on) on every line.
+ */
 export function createLogger(options: {
   level: string;
   name: string;
@@ -74,6 +78,8 @@ export function createLogger(options: {
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      // The active span's trace_id and span_id, so a log line leads to its trace (and back).
+      mixin: traceLogFields,
     },
     options.destination,
   );
