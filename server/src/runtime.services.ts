@@ -13,7 +13,7 @@ import {
   RedisLock,
   UpstreamOAuthService,
 } from './features/credentials/index.ts';
-import { Gateway } from './features/gateway/index.ts';
+import { Gateway, SessionDirectory } from './features/gateway/index.ts';
 import { KeysRepository, KeysService } from './features/keys/index.ts';
 import {
   defineMonitoringJobs,
@@ -42,6 +42,8 @@ export interface Services {
   readonly keys: KeysService;
   readonly access: AccessService;
   readonly gateway: Gateway;
+  /** With Redis: which replica holds each MCP session (the server starts it once it listens). */
+  readonly sessionDirectory: SessionDirectory | undefined;
   readonly upstreamHealth: UpstreamHealthService;
   readonly rotation: CredentialsRotation;
   readonly authRepo: AuthRepository;
@@ -153,6 +155,10 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     refreshMarginSeconds: config.credentials.refreshMarginSeconds,
     onRefresh: hooks.metrics ? (outcome) => hooks.metrics?.recordTokenRefresh(outcome) : undefined,
   });
+  const sessionDirectory =
+    core.redis && config.redis
+      ? new SessionDirectory({ redis: core.redis, prefix: config.redis.prefix, logger })
+      : undefined;
   const gateway = new Gateway({
     config: config.gateway,
     publicOrigins,
@@ -166,6 +172,7 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     guardUrl: (url) => assertUrlAllowed(url, policy),
     upstreamHealth,
     metrics: hooks.metrics,
+    directory: sessionDirectory,
   });
   registry.setDiscoverer((server, principal) => gateway.discover(server, principal));
   const rotation = new CredentialsRotation({ stores: sealedStores(db), vault, audit, logger });
@@ -202,6 +209,7 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     keys,
     access,
     gateway,
+    sessionDirectory,
     authRepo,
     upstreamHealth,
     rotation,
