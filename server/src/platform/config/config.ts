@@ -486,8 +486,8 @@ export function loadConfig(env: Env): Config {
     throw new ConfigError('ENCRYPTION_KEY', 'is required in production (openssl rand -base64 32)');
   }
   if (result.data.NODE_ENV === 'production' && result.data.REDIS_URL) {
-    // Replicas in production: each must be told where the others reach it, and a secret
-    // generated into the database would be one more thing a database reader learns.
+    // Replicas in production are configured explicitly: the listening address is rarely the
+    // one other machines reach, and a wrong one shows only as lost sessions under load.
     for (const variable of ['INTERNAL_SECRET', 'REPLICA_URL'] as const) {
       if (!result.data[variable]) {
         throw new ConfigError(
