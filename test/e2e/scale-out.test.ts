@@ -144,6 +144,7 @@ http://127.0.0.1:${port} {
 `,
     );
     const caddy: ChildProcess = spawn(CADDY, ['run', '--config', caddyfile, '--adapter', 'caddyfile'], {
+      // eslint-disable-next-line no-restricted-properties -- the machine's PATH, nothing else
       env: { PATH: process.env['PATH'], HOME: home, XDG_DATA_HOME: home, XDG_CONFIG_HOME: home },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
