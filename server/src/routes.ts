@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Router, type Express } from 'express';
+import { Router, type Express, type RequestHandler } from 'express';
 import { accessRoutes } from './features/access/access.routes.ts';
 import { auditRoutes } from './features/audit/audit.routes.ts';
 import { authApiRoutes } from './features/auth/auth.routes.ts';
@@ -9,7 +9,7 @@ import { OAuthServer, requireAuth, WebAuth } from './features/auth/index.ts';
 import { chatRoutes } from './features/chat/chat.routes.ts';
 import { attachChatSocket } from './features/chat/index.ts';
 import { keyRotationRoutes, upstreamOAuthRoutes } from './features/credentials/credentials.routes.ts';
-import { traceAdmission } from './features/gateway/index.ts';
+import { isInternalHop, SessionForwarder, traceAdmission } from './features/gateway/index.ts';
 import { gatewayRoutes } from './features/gateway/gateway.routes.ts';
 import { healthRoutes } from './features/health/health.routes.ts';
 import type { HealthService } from './features/health/index.ts';
@@ -44,6 +44,8 @@ export interface RouteDeps {
   readonly http: RunningHttpServer;
   /** Session secret for web sign-in (configured, or shared by the replicas through the vault). */
   readonly sessionSecret: string;
+  /** With several replicas (Redis): the secret of the internal hop between them. */
+  readonly internalSecret?: string | undefined;
 }
 
 /** The express app of the HTTP process, and the pieces start-up and shutdown hold on to. */
@@ -53,6 +55,8 @@ export interface WiredRoutes {
   readonly oauth: OAuthServer;
   /** The chat's socket.io endpoint on the listener. */
   readonly chatSocket: { close(): Promise<void> };
+  /** With several replicas: forwards requests for sessions other replicas hold (close its connections on stop). */
+  readonly forwarder: SessionForwarder | undefined;
 }
 
 /**
@@ -98,7 +102,12 @@ export async function wireRoutes(deps: RouteDeps): Promise<WiredRoutes> {
     listenPort: (deps.http.server.address() as AddressInfo).port,
     allowedHosts: config.http.allowedHosts,
   });
+  const forwarder =
+    s.sessionDirectory && deps.internalSecret
+      ? new SessionForwarder({ directory: s.sessionDirectory, secret: deps.internalSecret, logger })
+      : undefined;
   const mcp = gatewayRoutes({
+    forwarder,
     hosts,
     admit: traceAdmission(mcpRateLimit(limits)),
     gateway: s.gateway,
@@ -151,6 +160,9 @@ export async function wireRoutes(deps: RouteDeps): Promise<WiredRoutes> {
       trustProxy: config.http.trustProxy,
       clientDistDir: config.http.clientDistDir ?? DEFAULT_CLIENT_DIST,
       early: [
+        // First: a request forwarded by another replica carries the client's address, scheme
+        // and Host as that replica saw them, which every later check reads.
+        ...(forwarder ? [forwarder.acceptHop()] : []),
         metrics.httpMiddleware(),
         // The MCP endpoints check Host themselves (a JSON-RPC error, audited).
         requireAllowedHost(hosts, (p) => p === '/mcp' || p.startsWith('/mcp/')),
@@ -160,7 +172,8 @@ export async function wireRoutes(deps: RouteDeps): Promise<WiredRoutes> {
       routers: [
         healthRoutes(health),
         metricsRoutes(metrics, { token: config.metrics.token }),
-        ipRateLimit(limits),
+        // A forwarded request was counted by the replica that received it.
+        forwarder ? skipInternalHop(ipRateLimit(limits)) : ipRateLimit(limits),
         // Before the authorization server's routes: they claim every other /oauth/ path.
         upstreamOAuthRoutes({ upstreamOAuth: s.upstreamOAuth, web }),
         oauth.routes(),
@@ -169,9 +182,14 @@ export async function wireRoutes(deps: RouteDeps): Promise<WiredRoutes> {
         api,
       ],
     });
-    return { app, oauth, chatSocket };
+    return { app, oauth, chatSocket, forwarder };
   } catch (err) {
     await chatSocket.close().catch(() => {});
     throw err;
   }
+}
+
+/** Runs `handler` for every request but those forwarded by another replica. */
+function skipInternalHop(handler: RequestHandler): Router {
+  return Router().use((req, res, next) => (isInternalHop(res) ? next() : handler(req, res, next)));
 }

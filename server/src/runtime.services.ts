@@ -18,7 +18,7 @@ import {
   RedisLock,
   UpstreamOAuthService,
 } from './features/credentials/index.ts';
-import { Gateway } from './features/gateway/index.ts';
+import { Gateway, SessionDirectory } from './features/gateway/index.ts';
 import { KeysRepository, KeysService } from './features/keys/index.ts';
 import {
   defineMonitoringJobs,
@@ -47,6 +47,8 @@ export interface Services {
   readonly keys: KeysService;
   readonly access: AccessService;
   readonly gateway: Gateway;
+  /** With Redis: which replica holds each MCP session (the server starts it once it listens). */
+  readonly sessionDirectory: SessionDirectory | undefined;
   readonly upstreamHealth: UpstreamHealthService;
   readonly rotation: CredentialsRotation;
   readonly authRepo: AuthRepository;
@@ -194,6 +196,10 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     refreshMarginSeconds: config.credentials.refreshMarginSeconds,
     onRefresh: hooks.metrics ? (outcome) => hooks.metrics?.recordTokenRefresh(outcome) : undefined,
   });
+  const sessionDirectory =
+    core.redis && config.redis
+      ? new SessionDirectory({ redis: core.redis, prefix: config.redis.prefix, logger })
+      : undefined;
   const gateway = new Gateway({
     config: config.gateway,
     publicOrigins,
@@ -208,6 +214,7 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     upstreamHealth,
     principals: new LivePrincipals({ users, keys, grants }),
     metrics: hooks.metrics,
+    directory: sessionDirectory,
   });
   registry.setDiscoverer((server, principal) => gateway.discover(server, principal));
   const rotation = new CredentialsRotation({ stores: sealedStores(db), vault, audit, logger });
@@ -243,6 +250,7 @@ export async function buildServices(core: Core, hooks: ServiceHooks = {}): Promi
     keys,
     access,
     gateway,
+    sessionDirectory,
     authRepo,
     upstreamHealth,
     rotation,

@@ -73,6 +73,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   let publicUrl = '';
   let oauth: OAuthServer;
   let chatSocket: { close(): Promise<void> } | undefined;
+  let forwarder: { close(): void } | undefined;
   try {
     services = await buildServices(core, {
       metrics,
@@ -118,6 +119,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     const sessionSecret =
       config.identity.sessionSecret ??
       (await sharedSecret(services.authRepo, services.vault, 'session-secret'));
+    // Several replicas (Redis): this one's address and the hop secret, for the session directory.
+    const internalSecret = services.sessionDirectory
+      ? (config.replicas.internalSecret ??
+        (await sharedSecret(services.authRepo, services.vault, 'internal-secret')))
+      : undefined;
+    services.sessionDirectory?.start(config.replicas.replicaUrl ?? http.url);
     const wired = await wireRoutes({
       config,
       logger,
@@ -128,14 +135,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       publicUrl,
       http,
       sessionSecret,
+      internalSecret,
     });
     oauth = wired.oauth;
     chatSocket = wired.chatSocket;
+    forwarder = wired.forwarder;
     inner = wired.app;
   } catch (err) {
     await chatSocket?.close().catch(() => {});
     await http?.close(100).catch(() => {});
     await servicesIfBuilt?.gateway.close().catch(() => {});
+    await servicesIfBuilt?.sessionDirectory?.close().catch(() => {});
     await core.runner.stop(1_000).catch(() => {});
     await core.close();
     await tracing?.shutdown();
@@ -162,7 +172,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         await services.chat.stop(Math.max(100, budget * 0.2));
         await chatSocket?.close();
         await services.gateway.close();
+        // The sessions are gone: so are their directory entries (clients re-initialize elsewhere).
+        await services.sessionDirectory?.close();
         await listening.close(Math.max(100, budget * 0.6));
+        forwarder?.close();
         await core.runner.stop(Math.max(100, budget - (Date.now() - started) - 1_000));
         services.access.stop();
         await services.audit.stop(Math.max(100, budget - (Date.now() - started) - 300));

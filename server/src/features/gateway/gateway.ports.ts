@@ -5,6 +5,7 @@ import type { AuditSink } from '../../core/audit.ts';
 import type { Principal } from '../../core/principal.ts';
 import type { CredentialsService, UpstreamOAuthService } from '../credentials/index.ts';
 import type { RegistryService } from '../registry/index.ts';
+import type { SessionDirectory } from './gateway.directory.ts';
 
 /** Everything the gateway feature needs from the rest of the server, passed at start-up. */
 export interface GatewayDeps {
@@ -35,6 +36,8 @@ export interface GatewayDeps {
   readonly upstreamHealth?: { downSlugs(): Promise<ReadonlySet<string>> } | undefined;
   /** Re-reads principals when users, keys or grants change; without it sessions keep theirs until their next HTTP request. */
   readonly principals?: PrincipalSource | undefined;
+  /** With several replicas (Redis): where each session lives, so the others forward to its owner. */
+  readonly directory?: Pick<SessionDirectory, 'register' | 'remove'> | undefined;
   /** Counts every settled MCP request (Prometheus); optional so tools and tests can leave it out. */
   readonly metrics?: GatewayMetrics | undefined;
 }

@@ -15,6 +15,7 @@ import { refuseDeepJson } from '../../platform/http/json-depth.ts';
 import { splitName } from './aggregate.names.ts';
 import { RpcCode, sendRpcError, SessionLimitReached } from './gateway.errors.ts';
 import { isMessage, isRequest } from './gateway.messages.ts';
+import { isInternalHop, type SessionForwarder } from './gateway.forward.ts';
 import type { GatewaySession, Gateway } from './gateway.service.ts';
 import type { SessionContext } from './gateway.ports.ts';
 import { traceMcpRequest, traceStage } from './gateway.tracing.ts';
@@ -59,7 +60,7 @@ function toolCallsOf(messages: unknown[], slug: string | undefined): { slug: str
  * POST (messages), GET (the standalone SSE stream) and DELETE (end the session). Checks,
  * in order: Host (403), Origin (403), authentication (401), server visibility (404) and credential
  * scope (403), body size (413) and JSON-RPC shape (-32700/-32600), rate limits (429),
- * session (404).
+ * session (404; with several replicas, a session another replica holds is forwarded there).
  */
 export function gatewayRoutes(options: {
   gateway: Gateway;
@@ -74,6 +75,11 @@ export function gatewayRoutes(options: {
   hosts: HostPolicy;
   /** Rate limits: asked after authentication and body parsing, before the session sees anything. */
   admit?: McpAdmission | undefined;
+  /**
+   * With several replicas: requests for a session another replica holds go there. Requests
+   * that came over that hop were admitted (rate limits) by the replica that forwarded them.
+   */
+  forwarder?: Pick<SessionForwarder, 'forward'> | undefined;
 }): Router {
   const { gateway } = options;
   const router = Router();
@@ -211,7 +217,8 @@ export function gatewayRoutes(options: {
     ip: req.ip,
   });
 
-  const findSession = (req: Request, res: Response): GatewaySession | undefined => {
+  /** The session the request names, held here; undefined once the request is answered otherwise. */
+  const findSession = async (req: Request, res: Response): Promise<GatewaySession | undefined> => {
     const id = req.header('mcp-session-id');
     const bodyId = (req.body as { id?: unknown } | undefined)?.id;
     if (!id) {
@@ -220,13 +227,26 @@ export function gatewayRoutes(options: {
     }
     const session = gateway.findSession(id, principalOf(res));
     const slug = req.params['slug'] as string | undefined;
-    // Unknown, ended, another credential's (another user's, or the same user's other key or
-    // OAuth grant), or another endpoint's session: 404, so the client re-initializes.
-    if (!session || session.slug !== slug) {
-      refuse(req, res, 404, RpcCode.SessionNotFound, 'Session not found', bodyId);
+    if (session && session.slug === slug) return session;
+    // Not here: another replica may hold it (forwarded there, which answers).
+    const outcome =
+      !session && options.forwarder
+        ? await options.forwarder.forward(req, res, {
+            sessionId: id,
+            principal: principalOf(res),
+            slug,
+            body: req.body,
+          })
+        : { kind: 'not-found' as const };
+    if (outcome.kind === 'answered') return undefined;
+    if (outcome.kind === 'unavailable') {
+      refuse(req, res, 503, RpcCode.ServerError, outcome.message, bodyId);
       return undefined;
     }
-    return session;
+    // Unknown, ended, another credential's (another user's, or the same user's other key or
+    // OAuth grant), or another endpoint's session: 404, so the client re-initializes.
+    refuse(req, res, 404, RpcCode.SessionNotFound, 'Session not found', bodyId);
+    return undefined;
   };
 
   // Every method on every MCP path passes these first, in this order (see the doc above).
@@ -246,7 +266,7 @@ export function gatewayRoutes(options: {
       );
     }
     try {
-      if (options.admit) {
+      if (options.admit && !isInternalHop(res)) {
         const admitted = await options.admit(req, res, {
           principal: principalOf(res),
           slug: req.params['slug'] as string | undefined,
@@ -256,7 +276,7 @@ export function gatewayRoutes(options: {
         if (!admitted) return;
       }
       if (req.header('mcp-session-id')) {
-        const session = findSession(req, res);
+        const session = await findSession(req, res);
         if (session)
           await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res, body));
         return;
@@ -288,14 +308,14 @@ export function gatewayRoutes(options: {
   // The standalone stream counts too (a reconnect loop is traffic); DELETE never does, so a
   // limited client can still end its session.
   const admitStream: RequestHandler = async (req, res, next) => {
-    if (!options.admit) return next();
+    if (!options.admit || isInternalHop(res)) return next();
     const slug = req.params['slug'] as string | undefined;
     if (await options.admit(req, res, { principal: principalOf(res), slug, toolCalls: [], rpcId: null }))
       next();
   };
 
   router.get(paths, ...admission, admitStream, async (req: Request, res: Response) => {
-    const session = findSession(req, res);
+    const session = await findSession(req, res);
     if (!session) return;
     try {
       await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res));
@@ -305,7 +325,7 @@ export function gatewayRoutes(options: {
   });
 
   router.delete(paths, ...admission, async (req: Request, res: Response) => {
-    const session = findSession(req, res);
+    const session = await findSession(req, res);
     if (!session) return;
     try {
       await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res));

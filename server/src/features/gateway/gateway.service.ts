@@ -28,8 +28,9 @@ export type { HealthProbe, UpstreamConnection } from './gateway.upstreams.ts';
 /**
  * The MCP gateway: owns downstream sessions (one SDK server transport each), opens one
  * upstream session per downstream session under the caller's credentials, and relays
- * messages with policy and audit on the way. Sessions live in this process's memory:
- * behind a load balancer, route on Mcp-Session-Id (an unknown id answers 404).
+ * messages with policy and audit on the way. Sessions live in this process's memory; with
+ * several replicas, `deps.directory` records which replica holds each one, so the others
+ * forward its requests here (gateway.forward.ts). An unknown id answers 404.
  */
 export class Gateway {
   readonly #deps: GatewayDeps;
@@ -234,7 +235,7 @@ export class Gateway {
     let secrets: string[] = [];
     const transport = new DownstreamHttpTransport({
       onSessionInitialized: (id) => {
-        if (session) this.#sessions.set(id, session);
+        if (session) this.#hold(id, session);
       },
       onStandaloneStream: (open) =>
         open ? session?.standaloneStreamOpened() : session?.standaloneStreamClosed(),
@@ -289,7 +290,7 @@ export class Gateway {
         else this.#logger.debug(entry, message);
       },
       onShutdown: () => {
-        if (transport.sessionId) this.#sessions.delete(transport.sessionId);
+        if (transport.sessionId) this.#release(transport.sessionId);
       },
     });
     session = {
@@ -332,7 +333,7 @@ export class Gateway {
     let session: GatewaySession | undefined;
     const transport = new DownstreamHttpTransport({
       onSessionInitialized: (id) => {
-        if (session) this.#sessions.set(id, session);
+        if (session) this.#hold(id, session);
       },
       onStandaloneStream: (open) =>
         open ? session?.standaloneStreamOpened() : session?.standaloneStreamClosed(),
@@ -342,7 +343,7 @@ export class Gateway {
       downstream: transport,
       context,
       onShutdown: () => {
-        if (transport.sessionId) this.#sessions.delete(transport.sessionId);
+        if (transport.sessionId) this.#release(transport.sessionId);
       },
     });
     session = {
@@ -430,12 +431,23 @@ export class Gateway {
     return this.#upstreams.healthCheck(server, options);
   }
 
+  /** A session this process now holds; with several replicas, the directory says so. */
+  #hold(id: string, session: GatewaySession) {
+    this.#sessions.set(id, session);
+    this.#deps.directory?.register(id, { userId: session.context.principal.userId, slug: session.slug });
+  }
+
+  #release(id: string) {
+    this.#sessions.delete(id);
+    this.#deps.directory?.remove(id);
+  }
+
   #reapIdle() {
     const cutoff = Date.now() - this.#deps.config.sessionIdleMs;
     for (const [id, s] of this.#sessions) {
       if (s.lastSeen < cutoff) {
         this.#logger.info({ sessionId: id }, 'closing idle MCP session');
-        this.#sessions.delete(id);
+        this.#release(id);
         void s.close().catch(() => {});
       }
     }
@@ -447,7 +459,7 @@ export class Gateway {
     this.#closing = true;
     clearInterval(this.#reaper);
     const sessions = [...this.#sessions.values(), ...this.#inProcess];
-    this.#sessions.clear();
+    for (const id of [...this.#sessions.keys()]) this.#release(id);
     this.#inProcess.clear();
     await Promise.allSettled(sessions.map((s) => s.close()));
     await this.#upstreams.close();

@@ -36,6 +36,9 @@ describe('loadConfig', () => {
     ['NODE_ENV', 'staging'],
     ['HTTP_BODY_LIMIT', 'lots'],
     ['REDIS_PREFIX', 'has space'],
+    ['INTERNAL_SECRET', 'too-short'],
+    ['REPLICA_URL', 'ftp://10.0.0.5:3000'],
+    ['REPLICA_URL', 'http://10.0.0.5:3000/gateway'],
   ])('rejects %s=%s with an error naming the variable', (variable, value) => {
     let error: unknown;
     try {
@@ -46,6 +49,32 @@ describe('loadConfig', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).variable).toBe(variable);
     expect((error as Error).message).toMatch(new RegExp(`^invalid configuration: ${variable} `));
+  });
+
+  it('requires INTERNAL_SECRET and REPLICA_URL in production with Redis, and not otherwise', () => {
+    const production = {
+      NODE_ENV: 'production',
+      ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'),
+      DATABASE_URL: 'postgres://u:p@db:5432/gw',
+      REDIS_URL: 'redis://cache:6379',
+    };
+    const secret = 'x'.repeat(32);
+    expect(() => loadConfig(production)).toThrow(/^invalid configuration: INTERNAL_SECRET is required/);
+    expect(() => loadConfig({ ...production, INTERNAL_SECRET: secret })).toThrow(
+      /^invalid configuration: REPLICA_URL is required/,
+    );
+    const config = loadConfig({
+      ...production,
+      INTERNAL_SECRET: secret,
+      REPLICA_URL: 'http://10.0.0.5:3000/',
+    });
+    expect(config.replicas).toEqual({ internalSecret: secret, replicaUrl: 'http://10.0.0.5:3000' });
+    // One process, or development: nothing to forward to, or defaults at start-up.
+    expect(() => loadConfig({ ...production, REDIS_URL: undefined })).not.toThrow();
+    expect(loadConfig({ REDIS_URL: 'redis://cache:6379' }).replicas).toEqual({
+      internalSecret: undefined,
+      replicaUrl: undefined,
+    });
   });
 
   it('never echoes the value of a bad variable (it may be a secret)', () => {

@@ -103,6 +103,31 @@ const envSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" and "-" only')
     .default('gw'),
+  /**
+   * Shared secret of the internal hop between server replicas (at least 32 characters, the
+   * same on every replica): a replica forwards requests for an MCP session another replica
+   * holds, and the owner accepts them only with this secret. Required in production with
+   * REDIS_URL; unset elsewhere: generated once and shared through the database.
+   */
+  INTERNAL_SECRET: z.preprocess(
+    emptyToUndefined,
+    z.string().min(32, 'must be at least 32 characters').max(512).optional(),
+  ),
+  /**
+   * The URL other replicas reach this replica at (its own address, not the load balancer's),
+   * such as `http://10.0.0.5:3000`. Required in production with REDIS_URL; unset elsewhere:
+   * the listening address.
+   */
+  REPLICA_URL: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .refine((v) => /^https?:$/.test(protocolOf(v) ?? ''), { message: 'must be an http:// or https:// URL' })
+      .refine((v) => !/^[^?#]*\/\/[^/]+\/./.test(v), {
+        message: 'must have no path (scheme, host and port only)',
+      })
+      .optional(),
+  ),
   /** How often the heartbeat job records that a job runner is alive (ms). */
   JOBS_HEARTBEAT_INTERVAL_MS: int(1_000, 86_400_000).default(60_000),
   /** Jobs processed at once by one runner. */
@@ -375,6 +400,10 @@ function build(env: z.infer<typeof envSchema>) {
         }
       : { kind: 'pglite' as const, dir: path.join(dataDir, 'pglite') },
     redis: env.REDIS_URL ? { url: env.REDIS_URL, prefix: env.REDIS_PREFIX } : undefined,
+    replicas: {
+      internalSecret: env.INTERNAL_SECRET,
+      replicaUrl: env.REPLICA_URL?.replace(/\/+$/, ''),
+    },
     jobs: {
       heartbeatIntervalMs: env.JOBS_HEARTBEAT_INTERVAL_MS,
       concurrency: env.JOBS_CONCURRENCY,
@@ -510,6 +539,18 @@ export function loadConfig(env: Env): Config {
   }
   if (result.data.NODE_ENV === 'production' && !result.data.ENCRYPTION_KEY) {
     throw new ConfigError('ENCRYPTION_KEY', 'is required in production (openssl rand -base64 32)');
+  }
+  if (result.data.NODE_ENV === 'production' && result.data.REDIS_URL) {
+    // Replicas in production are configured explicitly: the listening address is rarely the
+    // one other machines reach, and a wrong one shows only as lost sessions under load.
+    for (const variable of ['INTERNAL_SECRET', 'REPLICA_URL'] as const) {
+      if (!result.data[variable]) {
+        throw new ConfigError(
+          variable,
+          `is required in production with REDIS_URL (${variable === 'INTERNAL_SECRET' ? 'the same secret on every replica: openssl rand -base64 32' : "this replica's own address, such as http://10.0.0.5:3000"})`,
+        );
+      }
+    }
   }
   if (Boolean(result.data.TLS_CERT_FILE) !== Boolean(result.data.TLS_KEY_FILE)) {
     const missing = result.data.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE';
