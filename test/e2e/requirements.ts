@@ -15,7 +15,8 @@ export interface Requirement {
     | 'gateway-aggregate.test.ts'
     | 'gateway-security.test.ts'
     | 'live-authz.test.ts'
-    | 'session-limits.test.ts';
+    | 'session-limits.test.ts'
+    | 'gateway-transport.test.ts';
   /** The title of the test (its `it(...)` string) that fails when the guarantee breaks. */
   readonly test: string;
 }
@@ -408,5 +409,12 @@ export const REQUIREMENTS: readonly Requirement[] = [
       'New sessions over a per-user limit get HTTP 429, over a total limit 503, with a JSON-RPC error and an audit event.',
     file: 'session-limits.test.ts',
     test: 'refuses a user past their own limits with 429, and everyone past the totals with 503',
+  },
+  {
+    id: 'json-or-sse',
+    guarantee:
+      'A POST with one request is answered with application/json unless a message for it precedes the response; then (and for a batch) with an SSE stream carrying them in order.',
+    file: 'gateway-transport.test.ts',
+    test: 'streams progress before the result as SSE on the request own response',
   },
 ];
