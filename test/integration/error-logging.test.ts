@@ -41,7 +41,7 @@ beforeAll(async () => {
   await grant(admin, 'every', {
     subjectType: 'user',
     subject: user.user.id,
-    tools: ['echo', 'trigger-long-running-operation', 'no-such-tool'],
+    tools: ['echo', 'trigger-long-running-operation'],
   });
   const init = await rawMcp(url(), { key: user.key, body: initializeRequest(1) });
   expect(init.status).toBe(200);
@@ -96,14 +96,15 @@ describe('MCP failure logs', () => {
   });
 
   it('log an error the upstream answered (stdio, outside the HTTP request) with its request id', async () => {
-    const res = await callTool('req-upstream-2', 3, 'no-such-tool');
+    // Arguments the tool's schema refuses: the upstream answers with a tool error.
+    const res = await callTool('req-upstream-2', 3, 'echo', { message: 42 });
     expect(res.status).toBe(200);
     const entry = await logged('MCP tool returned an error', 'req-upstream-2');
     expect(entry).toMatchObject({
       userId: user.user.id,
       server: 'every',
       method: 'tools/call',
-      tool: 'no-such-tool',
+      tool: 'echo',
       outcome: 'tool_error',
     });
   });

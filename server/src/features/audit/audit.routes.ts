@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { auditExportQuerySchema, auditQuerySchema, usageQuerySchema } from '@gateway/shared';
 import { forbidden } from '../../platform/http/errors.ts';
+import { requestLogger } from '../../platform/http/request-log.ts';
 import { parseOr400 } from '../../platform/http/validate.ts';
 import { canReadAudit, isAdmin, principalOf, requireRole } from '../../core/principal.ts';
 import type { AuditService } from './audit.service.ts';
@@ -47,7 +48,7 @@ export function auditRoutes(audit: AuditService): Router {
       if (!res.headersSent) throw err;
       // The 200 is already on the wire: cut the connection so the client sees a failed
       // download rather than a short file that looks complete.
-      if (!res.destroyed) req.log.error({ err }, 'audit export failed mid-stream');
+      if (!res.destroyed) requestLogger(req).error({ err }, 'audit export failed mid-stream');
       res.destroy();
     }
   });

@@ -1,13 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Router } from 'express';
 import helmet from 'helmet';
-import { pinoHttp } from 'pino-http';
 import type { ErrorBody } from '@gateway/shared';
-import { loggableUrl, type Logger } from '../logging/logger.ts';
+import type { Logger } from '../logging/logger.ts';
 import { AppError } from './errors.ts';
 import { refuseDeepJson } from './json-depth.ts';
+import { requestLog } from './request-log.ts';
 
 export interface AppOptions {
   logger: Logger;
@@ -21,8 +20,6 @@ export interface AppOptions {
   early?: RequestHandler[] | undefined;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
-
 /** Builds the express application: security headers, logging, body limits, routes, errors. */
 export function createApp(options: AppOptions): Express {
   const app = express();
@@ -30,49 +27,7 @@ export function createApp(options: AppOptions): Express {
   app.set('trust proxy', options.trustProxy);
   app.set('query parser', 'simple');
 
-  app.use(
-    pinoHttp({
-      logger: options.logger,
-      // A caller's request id is kept when it is well formed, so traces join up across hops.
-      genReqId: (req, res) => {
-        const incoming = req.headers['x-request-id'];
-        const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
-      // Answered requests are logged at debug: MCP traffic is in the metrics and the audit
-      // trail already, and a JSON line per message at info cost the hot path (serializing
-      // and redacting each one) while burying the start banner. 'silent' skips the work.
-      customLogLevel: (_req, res, err) =>
-        err || res.statusCode >= 500
-          ? 'error'
-          : res.statusCode >= 400
-            ? 'warn'
-            : options.logger.isLevelEnabled('debug')
-              ? 'debug'
-              : 'silent',
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
-      serializers: {
-        // Query values never reach a log line (sign-in codes and states travel in them).
-        req: (req: { id: string; method: string; url: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: loggableUrl(req.url),
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-      // Who and which MCP server, once known, so every logged failure names them.
-      customProps: (_req, res) => {
-        const locals = (res as { locals?: Record<string, unknown> }).locals ?? {};
-        const principal = locals['principal'] as { userId?: string } | undefined;
-        const server = locals['server'] as { slug?: string } | undefined;
-        return {
-          ...(principal?.userId ? { userId: principal.userId } : {}),
-          ...(server?.slug ? { server: server.slug } : {}),
-        };
-      },
-    }),
-  );
+  app.use(requestLog(app, options.logger));
   app.use(
     helmet({
       contentSecurityPolicy: {
