@@ -144,6 +144,29 @@ describe('live authorization', () => {
     expect(await codeOf(own.client.readResource({ uri: DOC }))).not.toBe('ok');
   });
 
+  it('a rule narrowed while the server stays usable makes both endpoints list again', async () => {
+    const { user, key } = await person('narrowed', 'user');
+    const whole = await rule({ subjectType: 'user', subject: user.id, server: 'pub' });
+    const own = await connect('/mcp/pub', key);
+    const agg = await connect('/mcp', key);
+    expect((await own.client.listTools()).tools.length).toBeGreaterThan(1);
+    // Let the notifications of start-up settle, then count from here.
+    await new Promise((r) => setTimeout(r, 300));
+    const before = { own: own.events.toolListChanged, agg: agg.events.toolListChanged };
+
+    await rule({ subjectType: 'user', subject: user.id, server: 'pub', tools: ['echo'] });
+    expect((await ctx.admin.delete(`/api/access-rules/${whole}`)).status).toBe(204);
+    await ctx.server.services.gateway.settled();
+
+    await waitFor(
+      () => own.events.toolListChanged > before.own && agg.events.toolListChanged > before.agg,
+      'tools/list_changed on /mcp/pub and /mcp',
+    );
+    expect((await own.client.listTools()).tools.map((t) => t.name)).toEqual(['echo']);
+    expect((await agg.client.listTools()).tools.map((t) => t.name)).toEqual(['pub__echo']);
+    expect(await codeOf(own.client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } }))).toBe(FORBIDDEN);
+  });
+
   it("the chat's in-process sessions are re-checked too", async () => {
     const { user } = await person('chatter', 'user');
     const id = await rule({ subjectType: 'user', subject: user.id, server: 'pub' });

@@ -186,6 +186,21 @@ export class AccessService {
     );
   }
 
+  /**
+   * What the caller may use of the server, as a string that changes exactly when that does:
+   * '' nothing, '*' everything, otherwise the items the matching rules name. Open sessions
+   * compare it after a change to tell their client that its lists changed.
+   */
+  grantOf(principal: Principal, server: AccessTarget): string {
+    if (!this.canUseServer(principal, server)) return '';
+    if (principal.role === 'admin') return '*';
+    const rules = this.#matching(principal, server.slug);
+    if (rules.some((r) => r.items === null)) return '*';
+    const union = (kind: 'tools' | 'prompts' | 'resources') =>
+      [...new Set(rules.flatMap((r) => r.lists[kind] ?? []))].sort();
+    return JSON.stringify([union('tools'), union('prompts'), union('resources')]);
+  }
+
   /** Calls `listener` after every change of the rules in memory (here or reloaded from another process). */
   onRulesChanged(listener: () => void): void {
     this.#listeners.push(listener);

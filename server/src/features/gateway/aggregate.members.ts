@@ -43,6 +43,8 @@ export interface Member {
   /** The member needs the user to connect their account (OAuth): calls to it get this error. */
   authorizationRequired?: RpcError;
   capabilities?: Json;
+  /** What the principal may use of the server, as of the last check (AccessService.grantOf). */
+  grant?: string;
   /** The credential values injected into this member's upstream (once it connected). */
   secrets: () => readonly string[];
 }

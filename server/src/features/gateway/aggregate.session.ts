@@ -87,16 +87,24 @@ export class AggregateSession {
   /**
    * Drops the members whose server the session's principal may no longer use (a rule
    * deleted, a role lowered, the server disabled or removed): their upstream sessions end,
-   * requests to them are refused as to an unknown server, and the client is told that its
-   * lists changed (MCP `notifications/{tools,prompts,resources}/list_changed`, which the
+   * requests to them are refused as to an unknown server. When a member was dropped, or a
+   * rule now grants other items of a member, the client is told that its lists changed (MCP `notifications/{tools,prompts,resources}/list_changed`, which the
    * session's `initialize` declared) so it lists again without them.
    */
   async recheck(): Promise<void> {
     if (this.#closed) return;
     const changed = new Set<string>();
     for (const [slug, member] of [...this.#members]) {
-      if (await this.#host.stillUsable(this.#context.principal, slug)) continue;
+      const grant = await this.#host.currentGrant(this.#context.principal, slug);
       if (this.#members.get(slug) !== member) continue;
+      if (grant) {
+        // Still usable; if other items are granted now, the client lists again.
+        if (grant !== member.grant)
+          for (const kind of ['tools', 'prompts', 'resources'])
+            if (!member.capabilities || member.capabilities[kind]) changed.add(kind);
+        member.grant = grant;
+        continue;
+      }
       this.#members.delete(slug);
       for (const kind of ['tools', 'prompts', 'resources'])
         if (!member.capabilities || member.capabilities[kind]) changed.add(kind);
@@ -158,6 +166,7 @@ export class AggregateSession {
     for (const server of servers) {
       const slug = server.slug;
       const member = openMember(server, session, (m, o) => this.#fromMember(slug, m, o));
+      member.grant = this.#host.access.grantOf(this.#context.principal, server);
       this.#members.set(slug, member);
     }
   }

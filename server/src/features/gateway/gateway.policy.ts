@@ -6,7 +6,7 @@ import { RpcCode, type RpcError } from './gateway.errors.ts';
 type Json = Record<string, unknown>;
 
 /** The access decisions the policy asks (from memory: `AccessService`). */
-export type AccessDecisions = Pick<AccessService, 'canUseServer' | 'canUseItem'>;
+export type AccessDecisions = Pick<AccessService, 'canUseServer' | 'canUseItem' | 'grantOf'>;
 
 /** The list calls whose items the policy filters, with the item key and kind of each. */
 const LISTS: Record<string, { key: string; kind: AccessItemKind; field: 'name' | 'uri' | 'uriTemplate' }> = {

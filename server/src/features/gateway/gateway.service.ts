@@ -58,7 +58,7 @@ export class Gateway {
       upstreams: this.#upstreams,
       audit: this.#audit,
       usableServers: (principal) => this.usableServers(principal),
-      stillUsable: (principal, slug) => this.#stillUsable(principal, slug),
+      currentGrant: (principal, slug) => this.#currentGrant(principal, slug),
     };
     this.#reaper = setInterval(() => this.#reapIdle(), Math.min(60_000, deps.config.sessionIdleMs));
     this.#reaper.unref();
@@ -201,9 +201,9 @@ export class Gateway {
     this.#inProcess.delete(s);
   }
 
-  async #stillUsable(principal: Principal, slug: string): Promise<boolean> {
+  async #currentGrant(principal: Principal, slug: string): Promise<string> {
     const server = await this.#deps.registry.get(slug);
-    return Boolean(server && this.#deps.access.canUseServer(principal, server));
+    return server ? this.#deps.access.grantOf(principal, server) : '';
   }
 
   /**
@@ -232,6 +232,8 @@ export class Gateway {
     // eslint-disable-next-line prefer-const -- assigned below; the transport's callback closes over it first
     let session: GatewaySession | undefined;
     let credentialScope = 'none';
+    let grant = this.#deps.access.grantOf(context.principal, server);
+    let upstreamCapabilities: Record<string, unknown> = {};
     let secrets: string[] = [];
     const transport = new DownstreamHttpTransport({
       onSessionInitialized: (id) => {
@@ -273,8 +275,11 @@ export class Gateway {
         userId: context.principal.userId,
       })),
       // What the caller may not use is not listed either.
-      transformResult: (method, result) =>
-        filterListResult(this.#deps.access, context.principal, server, method, result),
+      transformResult: (method, result) => {
+        if (method === 'initialize')
+          upstreamCapabilities = (result['capabilities'] as Record<string, unknown> | undefined) ?? {};
+        return filterListResult(this.#deps.access, context.principal, server, method, result);
+      },
       onSettled: (e) => this.#audit.settled(e, base()),
       onNotification: (direction, n) => this.#audit.notification(direction, n, base()),
       // Errors (upstream failed to start, broke, dropped a message) are warnings; the rest is trace.
@@ -305,7 +310,15 @@ export class Gateway {
       standaloneStreamClosed: () => relay.standaloneStreamClosed(),
       close: () => relay.close(),
       recheck: async () => {
-        if (await this.#stillUsable(context.principal, server.slug)) return;
+        const now = await this.#currentGrant(context.principal, server.slug);
+        if (now && now !== grant) {
+          // Still usable, but not the same items: the client lists again (those it declared).
+          grant = now;
+          for (const kind of ['tools', 'prompts', 'resources'])
+            if (upstreamCapabilities[kind])
+              await transport.send({ jsonrpc: '2.0', method: `notifications/${kind}/list_changed` });
+        }
+        if (now) return;
         // The session's whole reason is gone: end it. Its id then answers 404 (the spec's
         // answer for a terminated session), so the client re-initializes and is refused there.
         this.#logger.info(

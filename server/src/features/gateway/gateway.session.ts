@@ -41,6 +41,6 @@ export interface SessionHost {
   readonly audit: Pick<GatewayAudit, 'settled' | 'notification' | 'noteRequest' | 'currentRequestId'>;
   /** Servers the principal may use through the aggregate endpoint (those found down left out). */
   usableServers(principal: Principal): Promise<ServerRecord[]>;
-  /** Whether the principal may still use the server as the catalog and rules stand now. */
-  stillUsable(principal: Principal, slug: string): Promise<boolean>;
+  /** What the principal may use of the server now ('' nothing; see AccessService.grantOf). */
+  currentGrant(principal: Principal, slug: string): Promise<string>;
 }
