@@ -105,6 +105,14 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
+/**
+ * Checks the suite reports as INFO, "SSE streaming is optional", when a server answers a POST
+ * with application/json: the gateway does for a lone request whose response is the first
+ * message for it (gateway.transport.ts; the spec lets the server choose), so these checks
+ * have nothing to look at through it. Every other check must pass as it does directly.
+ */
+const ANSWERED_WITH_JSON = new Set(['server-sse-multiple-streams/server-sse-streams-functional']);
+
 describe('MCP conformance suite', () => {
   it('passes through /mcp/{slug} every check the fixture passes on its own', async () => {
     const fixturePort = await freePort();
@@ -123,7 +131,9 @@ describe('MCP conformance suite', () => {
     const viaGateway = await runSuite(`http://127.0.0.1:${proxyPort}/mcp/conformance`, 'gateway');
     const lost = passing
       .filter((id) => viaGateway.get(id) !== 'SUCCESS')
+      .filter((id) => !(ANSWERED_WITH_JSON.has(id) && viaGateway.get(id) === 'INFO'))
       .map((id) => `${id}: ${viaGateway.get(id)}`);
     expect(lost).toEqual([]);
-  });
+    // Two full runs of the suite, each spawning its CLI: about 35 s on a quiet machine.
+  }, 180_000);
 });

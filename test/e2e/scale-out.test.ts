@@ -136,8 +136,12 @@ http://127.0.0.1:${port} {
 		# A replica that refuses connections is skipped (requests retried on the other).
 		lb_try_duration 5s
 		fail_duration 30s
-		health_uri /readyz
+		# Liveness, with room: on a loaded 2-core machine a readiness probe (database and Redis
+		# round trips with deadlines) can miss, and both replicas marked down is a 503 from
+		# Caddy for every request. A dead replica still fails at once: its port refuses.
+		health_uri /healthz
 		health_interval 1s
+		health_timeout 10s
 		flush_interval -1
 	}
 }

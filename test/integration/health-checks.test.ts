@@ -169,7 +169,13 @@ describe('health checks on the in-process job runner', () => {
     expect(down.error).toBeTruthy();
     expect(down.history.map((h) => h.status)).toContain('up');
     const warned = lines.find((l) => l['msg'] === 'upstream ev-http is down');
-    expect(warned).toMatchObject({ level: 'warn', server: 'ev-http', from: 'up', to: 'down' });
+    // `degraded` when a check before the stop was merely slow (a loaded machine).
+    expect(warned).toMatchObject({
+      level: 'warn',
+      server: 'ev-http',
+      from: expect.stringMatching(/^(up|degraded)$/),
+      to: 'down',
+    });
 
     const during = await aggregateTools(server.url, ADMIN_TOKEN);
     expect(during.some((n) => n.startsWith('ev-http__'))).toBe(false);
