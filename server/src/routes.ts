@@ -148,6 +148,7 @@ export async function wireRoutes(deps: RouteDeps): Promise<WiredRoutes> {
       ...s.gateway.deps.publicOrigins,
       ...config.gateway.allowedOrigins,
     ],
+    allowsHost: (host) => hosts.allows(host),
     redis,
     limits,
     logger,

@@ -340,6 +340,17 @@ describe('chat: threads, the agent and its tools through the gateway', () => {
     ).rejects.toThrow(/unauthenticated/);
     const dave = await createUserKey(ctx.server, 'dave-authz');
     await expect(connectChat(ctx.server.url, dave.key, { origin: 'https://evil.example' })).rejects.toThrow();
+    // Same-origin whichever loopback name the user typed: a page at localhost reaches the
+    // socket at localhost, though the gateway's own URL names 127.0.0.1.
+    const port = new URL(ctx.server.url).port;
+    const local = await connectChat(`http://localhost:${port}`, dave.key, {
+      origin: `http://localhost:${port}`,
+    });
+    local.socket.close();
+    // But only its own Host: an Origin naming another host than the one reached is refused.
+    await expect(
+      connectChat(ctx.server.url, dave.key, { origin: `http://localhost:${port}` }),
+    ).rejects.toThrow();
     const erin = await createUserKey(ctx.server, 'erin-authz');
     const thread = (await erin.client.post('/api/threads', { title: 'Erin’s' })).body.id as string;
     const chat = await connectChat(ctx.server.url, dave.key);

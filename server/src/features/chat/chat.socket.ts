@@ -42,6 +42,13 @@ export interface ChatSocketDeps {
   authenticators: Authenticator[];
   /** Origins a browser may open the socket from (the gateway's own). */
   origins: () => string[];
+  /**
+   * Whether this deployment answers the Host header (PUBLIC_URL, loopback names,
+   * ALLOWED_HOSTS). A page is also same-origin when its Origin names the Host it reached us
+   * at, and that Host is one of these: `localhost` and `127.0.0.1` both work, while a
+   * DNS-rebinding page (Host and Origin both its own name) is still refused by the Host.
+   */
+  allowsHost?: (host: string | undefined) => boolean;
   /** With Redis, rooms and approvals span replicas (channels under REDIS_PREFIX). */
   redis?: { client: Redis; prefix: string } | undefined;
   /** The per-user request limit, applied to each message sent (each starts a model turn). */
@@ -65,6 +72,14 @@ export interface ChatSocketDeps {
  */
 export function attachChatSocket(deps: ChatSocketDeps): { close(): Promise<void> } {
   const logger = deps.logger.child({ feature: 'chat-socket' });
+  const sameOrigin = (origin: string, host: string | undefined) => {
+    if (!host || !deps.allowsHost?.(host)) return false;
+    try {
+      return new URL(origin).host === host.toLowerCase();
+    } catch {
+      return false;
+    }
+  };
   const io = new IoServer<ClientToServerEvents, ServerToClientEvents, ServerEvents, SocketData>(deps.server, {
     serveClient: false,
     maxHttpBufferSize: 256 * 1024,
@@ -72,7 +87,7 @@ export function attachChatSocket(deps: ChatSocketDeps): { close(): Promise<void>
     // WebSocket hijacking): browsers always send Origin, so a foreign one is refused.
     allowRequest: (req, callback) => {
       const origin = req.headers.origin;
-      callback(null, !origin || deps.origins().includes(origin));
+      callback(null, !origin || deps.origins().includes(origin) || sameOrigin(origin, req.headers.host));
     },
   });
   let pub: Redis | undefined;
