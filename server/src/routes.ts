@@ -129,7 +129,15 @@ export async function wireRoutes(deps: RouteDeps): Promise<WiredRoutes> {
   api.use(registryRoutes(s));
   api.use(monitoringRoutes(s));
   api.use(keyRotationRoutes(s));
-  api.use(keysRoutes(s));
+  api.use(
+    keysRoutes({
+      ...s,
+      serverVisible: async (principal, slug) => {
+        const server = await s.registry.get(slug);
+        return Boolean(server && s.access.canViewServer(principal, server));
+      },
+    }),
+  );
   api.use(accessRoutes(s));
   api.use(usersRoutes(s));
   api.use(auditRoutes(s.audit));

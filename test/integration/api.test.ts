@@ -179,6 +179,18 @@ describe.each(await engines())('REST API on %s', (engine) => {
       expect((await client.delete(`/api/keys/${created.body.id}`)).status).toBe(409);
     });
 
+    it('refuses a key scoped to a server the caller cannot see, naming the field, and stores nothing', async () => {
+      const { client } = await createUserKey(ctx.server, 'scoped-typo');
+      const before = (await client.get('/api/keys')).body.keys.length as number;
+      const res = await client.post('/api/keys', { name: 'typo', servers: ['nosuch'] });
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({
+        code: 'validation_failed',
+        issues: [{ path: 'body.servers[0]', message: 'no server nosuch' }],
+      });
+      expect((await client.get('/api/keys')).body.keys.length).toBe(before);
+    });
+
     it('refuses expired keys and past expiry dates', async () => {
       const { client, user } = await createUserKey(ctx.server, 'frank');
       expect(

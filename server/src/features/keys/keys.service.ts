@@ -80,8 +80,14 @@ export class KeysService {
     return Boolean(row && !row.revokedAt && (!row.expiresAt || row.expiresAt.getTime() > Date.now()));
   }
 
-  async create(principal: Principal, input: CreateApiKey): Promise<CreatedApiKey> {
+  /** Creates a key; `checkServers` (after the credential check) refuses a scope naming unknown servers. */
+  async create(
+    principal: Principal,
+    input: CreateApiKey,
+    checkServers?: (servers: readonly string[]) => Promise<void>,
+  ): Promise<CreatedApiKey> {
     requireUnrestricted(principal);
+    if (input.servers && checkServers) await checkServers(input.servers);
     const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
     const row = await this.#repo.insert({
       userId: principal.userId,
