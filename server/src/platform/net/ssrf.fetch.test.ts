@@ -117,7 +117,7 @@ describe('createGuardedFetch', () => {
     const guarded = createGuardedFetch(strict, { lookup: noDns });
     const error = await fetchError(guarded(`${server.origin}/secret?token=abc`));
     expect(error.message).toBe(
-      `refused to connect to ${server.origin}: plain http is not allowed (https only)`,
+      `refused to connect to ${server.origin}: plain http is not allowed (https only; set UPSTREAM_ALLOW_LOOPBACK=true to reach servers on this machine over http)`,
     );
     await fetchError(guarded(new Request(`${server.origin}/`)));
     expect(server.hits).toEqual([]);

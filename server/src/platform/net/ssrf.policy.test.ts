@@ -179,7 +179,9 @@ describe('assertUrlAllowed', () => {
   );
 
   it('refuses plain http unless loopback is allowed and the host is a loopback host', async () => {
-    expect((await refusal('http://127.0.0.1:8080/')).reason).toBe('plain http is not allowed (https only)');
+    expect((await refusal('http://127.0.0.1:8080/')).reason).toBe(
+      'plain http is not allowed (https only; set UPSTREAM_ALLOW_LOOPBACK=true to reach servers on this machine over http)',
+    );
     expect((await refusal('http://93.184.216.34/', dev)).reason).toBe(
       'plain http is allowed only to loopback hosts',
     );
@@ -194,8 +196,12 @@ describe('assertUrlAllowed', () => {
   });
 
   it('refuses localhost unless loopback is allowed, and a localhost that is not loopback', async () => {
-    expect((await refusal('https://localhost/')).reason).toBe('localhost is a loopback host');
-    expect((await refusal('https://app.localhost/')).reason).toBe('app.localhost is a loopback host');
+    expect((await refusal('https://localhost/')).reason).toBe(
+      'localhost is a loopback host (set UPSTREAM_ALLOW_LOOPBACK=true to allow servers on this machine)',
+    );
+    expect((await refusal('https://app.localhost/')).reason).toBe(
+      'app.localhost is a loopback host (set UPSTREAM_ALLOW_LOOPBACK=true to allow servers on this machine)',
+    );
     expect((await refusal('https://localhost/', dev, dns({ localhost: ['93.184.216.34'] }))).reason).toBe(
       'localhost resolves to 93.184.216.34, which is not a loopback address',
     );

@@ -146,7 +146,12 @@ export function checkUrl(input: string | URL, rules: CompiledPolicy): URL {
   if (url.protocol === 'http:') {
     const loopbackHost = literal ? classifyAddress(host) === 'loopback' : isLocalhostName(host);
     if (!rules.allowLoopback) {
-      refuse('plain http is not allowed (https only)');
+      // Name the switch: a newcomer's first server is often a local one over plain http.
+      refuse(
+        loopbackHost
+          ? 'plain http is not allowed (https only; set UPSTREAM_ALLOW_LOOPBACK=true to reach servers on this machine over http)'
+          : 'plain http is not allowed (https only)',
+      );
     } else if (!loopbackHost) {
       refuse('plain http is allowed only to loopback hosts');
     }
@@ -161,7 +166,9 @@ export function checkUrl(input: string | URL, rules: CompiledPolicy): URL {
       refuse(`${host} is a cloud metadata host`);
     }
     if (isLocalhostName(host) && !rules.allowLoopback) {
-      refuse(`${host} is a loopback host`);
+      refuse(
+        `${host} is a loopback host (set UPSTREAM_ALLOW_LOOPBACK=true to allow servers on this machine)`,
+      );
     }
   }
   return url;
