@@ -12,7 +12,7 @@ import { startTracing } from './platform/telemetry/tracing.ts';
 import { wireRoutes } from './routes.ts';
 import { openCore, type Core } from './runtime.core.ts';
 import { buildServices, queueRewrapIfNeeded, type Services } from './runtime.services.ts';
-import { VERSION } from './version.ts';
+import { VERSION } from './platform/version.ts';
 
 // The composition root: runtime.core.ts opens the infrastructure, runtime.services.ts builds
 // the feature services and their jobs, routes.ts wires the HTTP side. The workers process and

@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { McpError, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VERSION } from '../../server/src/platform/version.ts';
 import { tempDir } from '../support/config.ts';
 import {
   connectMcp,
@@ -61,7 +62,7 @@ describe('the aggregate endpoint /mcp', () => {
 
   it('initialize is answered by the gateway itself', () => {
     expect(c.transport.sessionId).toBeTruthy();
-    expect(c.client.getServerVersion()?.name).toBe('mcp-gateway');
+    expect(c.client.getServerVersion()).toMatchObject({ name: 'mcp-gateway', version: VERSION });
     expect(c.client.getServerCapabilities()).toMatchObject({ tools: {}, resources: {}, prompts: {} });
   });
 

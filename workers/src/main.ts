@@ -8,7 +8,7 @@ import { Metrics } from '@gateway/server/platform/metrics/metrics.ts';
 import { metricsRoutes } from '@gateway/server/platform/metrics/metrics.routes.ts';
 import { runProcess } from '@gateway/server/platform/process.ts';
 import { startTracing } from '@gateway/server/platform/telemetry/tracing.ts';
-import { VERSION } from '@gateway/server/version.ts';
+import { VERSION } from '@gateway/server/platform/version.ts';
 import { buildServices, openCore, type Services } from '@gateway/server/runtime.ts';
 
 await runProcess('workers', async () => {

@@ -12,6 +12,7 @@ import type { ServerRecord } from '../registry/index.ts';
 import { openMember, type Member, type MemberSession } from './aggregate.members.ts';
 import { mapUri } from './aggregate.names.ts';
 import { LIST_METHODS, listItem, mapResult, routeRequest, type Json } from './aggregate.routing.ts';
+import { VERSION } from '../../platform/version.ts';
 import { RpcCode } from './gateway.errors.ts';
 import type { SessionContext } from './gateway.ports.ts';
 import type { SessionHost } from './gateway.session.ts';
@@ -234,7 +235,7 @@ export class AggregateSession {
             logging: {},
             completions: {},
           },
-          serverInfo: { name: 'mcp-gateway', version: '1.0.0' },
+          serverInfo: { name: 'mcp-gateway', version: VERSION },
           instructions: `Tools and prompts of ${this.#members.size} MCP servers, named {server}__{name}.`,
         });
         this.#auditLocal(request, started, 'ok');

@@ -9,6 +9,7 @@ import { rpcErrorOf, RpcCode, UpstreamAuthorizationRequired } from './gateway.er
 import type { GatewayDeps, SessionContext } from './gateway.ports.ts';
 import type { UpstreamTransport } from './mcp.relay.ts';
 import { remoteUpstream, StdioPool, type UpstreamIdentity } from './upstream.connector.ts';
+import { VERSION } from '../../platform/version.ts';
 
 /** What one health probe learned (see Gateway.healthCheck). */
 export interface HealthProbe {
@@ -251,7 +252,7 @@ export class GatewayUpstreams {
       protocolVersion = v;
       original?.(v);
     };
-    const client = new Client({ name: options.name, version: '1.0.0' }, { capabilities: {} });
+    const client = new Client({ name: options.name, version: VERSION }, { capabilities: {} });
     try {
       await client.connect(transport, { timeout: options.timeout });
       return await use(client, () => protocolVersion);
