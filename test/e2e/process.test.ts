@@ -93,17 +93,26 @@ describe('the server process on the embedded default', SPAWNING, () => {
     expect(out).not.toContain('hunter2');
   });
 
-  it('exits 1 when the port is taken', async () => {
+  it('exits 1 when the port is taken, and the next start still shows the admin key', async () => {
     const first = await spawnServer({ DATA_DIR: tempDir() });
     cleanups.push(async () => first.kill('SIGKILL'));
     const port = new URL(first.url).port;
-    const second = spawnEntry('server/src/main.ts', { PORT: port, DATA_DIR: tempDir() });
+    const dataDir = tempDir();
+    const second = spawnEntry('server/src/main.ts', { PORT: port, DATA_DIR: dataDir });
     expect(await second.exited).toBe(1);
     expect(second.output()).toMatch(
       new RegExp(`^server: cannot listen: port ${port} .* already in use`, 'm'),
     );
+    expect(second.output()).not.toContain('An admin API key was generated');
     first.kill('SIGTERM');
     await first.exited;
+    // The failed start created the database; the key is made (and shown) only by a start
+    // that serves, so nobody is left without a way to sign in.
+    const third = await spawnServer({ DATA_DIR: dataDir });
+    cleanups.push(async () => third.kill('SIGKILL'));
+    await third.waitFor(/An admin API key was generated[^\n]*\n\n\s+(mgw_\S+)/, 10_000);
+    third.kill('SIGTERM');
+    await third.exited;
   });
 });
 
