@@ -121,6 +121,10 @@ describe('the quick start on a fresh clone', () => {
     const first = npmStart(port);
     await waitReady(first, url, 180_000);
     expect(first.output()).toContain('Building the web client');
+    // The key is printed right after the server starts serving: /readyz can answer first.
+    await expect
+      .poll(() => /^\s+mgw_[A-Za-z0-9_-]{20,}\s*$/m.test(first.output()), { timeout: 15_000 })
+      .toBe(true);
     const key = first.output().match(/^\s+(mgw_[A-Za-z0-9_-]{20,})\s*$/m)?.[1];
     expect(key, `no admin key printed; output:\n${first.output()}`).toBeDefined();
     // The web UI is served from the build the first start made.

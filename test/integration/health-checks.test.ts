@@ -263,7 +263,8 @@ describe.runIf(multiProcess)('health checks run by the workers process on BullMQ
 
     await upstream.stop();
     await waitForHealth(admin, 'bq-http', (h) => h.status === 'down', 15_000);
-    expect(workers.output()).toMatch(/upstream bq-http is down/);
+    // The status is stored before the change is logged: the line may trail the row briefly.
+    await expect.poll(() => workers.output(), { timeout: 10_000 }).toMatch(/upstream bq-http is down/);
     const tools = await aggregateTools(server.url, ADMIN_TOKEN);
     expect(tools.some((n) => n.startsWith('bq-http__'))).toBe(false);
   });
