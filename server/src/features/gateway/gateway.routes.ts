@@ -314,7 +314,8 @@ export function gatewayRoutes(options: {
       next();
   };
 
-  router.get(paths, ...admission, admitStream, async (req: Request, res: Response) => {
+  /** GET (the standalone stream) and DELETE: the session's transport answers both. */
+  const toSession = async (req: Request, res: Response) => {
     const session = await findSession(req, res);
     if (!session) return;
     try {
@@ -322,17 +323,9 @@ export function gatewayRoutes(options: {
     } catch (err) {
       failed(req, res, err);
     }
-  });
-
-  router.delete(paths, ...admission, async (req: Request, res: Response) => {
-    const session = await findSession(req, res);
-    if (!session) return;
-    try {
-      await gateway.inRequest(requestIdOf(req), () => session.transport.handleRequest(req, res));
-    } catch (err) {
-      failed(req, res, err);
-    }
-  });
+  };
+  router.get(paths, ...admission, admitStream, toSession);
+  router.delete(paths, ...admission, toSession);
 
   return router;
 }

@@ -158,16 +158,7 @@ export function runInContext<T>(ctx: Context | undefined, fn: () => T): T {
 
 /** Runs `fn` in a new root span named `name` (a trace of its own), ended when `fn` settles. */
 export async function inRootSpan<T>(name: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
-  const started = startRootSpan(name, attributes);
-  if (!started) return fn();
-  try {
-    return await context.with(started.context, fn);
-  } catch (err) {
-    failSpan(started.span, err);
-    throw err;
-  } finally {
-    started.span.end();
-  }
+  return runInSpan(startRootSpan(name, attributes), fn);
 }
 
 /**
@@ -180,7 +171,14 @@ export async function inChildSpan<T>(
   attributes?: Attributes,
   kind?: SpanKind,
 ): Promise<T> {
-  const started = startChildSpan(name, attributes, kind);
+  return runInSpan(startChildSpan(name, attributes, kind), fn);
+}
+
+/** Runs `fn` in the started span's context and ends the span when it settles (failed on a throw). */
+async function runInSpan<T>(
+  started: { span: Span; context: Context } | undefined,
+  fn: () => Promise<T>,
+): Promise<T> {
   if (!started) return fn();
   try {
     return await context.with(started.context, fn);
